@@ -1,0 +1,76 @@
+"""Every message direct_ner raises, in one place: what went wrong and the fix."""
+
+
+class DirectNERError(ValueError):
+    """A misuse of direct_ner: bad config, unusable checkpoint or device."""
+
+
+ADD_PIPE_EXAMPLE = 'nlp.add_pipe("direct_ner", config={"model": "dslim/bert-base-NER"})'
+
+
+class Errors:
+    E001 = (
+        "[direct_ner] No model given. direct_ner needs a fine-tuned Hugging Face "
+        "token classifier, by hub name or local directory, e.g.\n    {example}"
+    )
+    E002 = (
+        "[direct_ner] The model directory '{path}' does not exist. Check the "
+        "path, or pass a hub name such as 'dslim/bert-base-NER' in "
+        "config={{\"model\": ...}}."
+    )
+    E003 = (
+        "[direct_ner] Could not load '{name}' (revision {revision}): it is not a "
+        "local directory and could not be fetched from the Hugging Face hub "
+        "({reason}). If you are offline (HF_HUB_OFFLINE=1), download it first or "
+        "pass the local directory: config={{\"model\": \"/path/to/model\"}}."
+    )
+    E004 = (
+        "[direct_ner] '{name}' is not a token classifier: its architectures are "
+        "{architectures}. direct_ner needs a checkpoint fine-tuned for token "
+        "classification (an *ForTokenClassification model, e.g. "
+        "'dslim/bert-base-NER')."
+    )
+    E005 = (
+        "[direct_ner] '{name}' has an untrained classification head: {detail}. "
+        "Its predictions would be random. Use a checkpoint fine-tuned for NER "
+        "(e.g. 'dslim/bert-base-NER'), or fine-tune this one first."
+    )
+    E006 = (
+        "[direct_ner] The tokenizer of '{name}' ({cls}) is not a fast tokenizer "
+        "and gives no character offsets, which direct_ner needs to place "
+        "entities on spaCy tokens. Save the checkpoint with a tokenizer.json "
+        "(AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir))."
+    )
+    E007 = (
+        "[direct_ner] The labels of '{name}' fit no tagging scheme: {detail}. "
+        "direct_ner supports BIO (IOB2), BIOES/BILOU and plain IO labels with "
+        "an 'O' label, e.g. O, B-PER, I-PER. Fix id2label in the model's "
+        "config.json."
+    )
+    E008 = (
+        "[direct_ner] Invalid setting {key}={value!r}. Use one of {options}, e.g. "
+        "config={{\"{key}\": {example!r}}}."
+    )
+    E009 = (
+        "[direct_ner] Device '{device}' was requested but {reason}. Use "
+        "config={{\"device\": \"cpu\"}}, or leave device unset to follow "
+        "spacy.require_gpu() / spacy.prefer_gpu()."
+    )
+    E010 = (
+        "[direct_ner] Could not read the weights of '{name}': {reason}. "
+        "direct_ner loads safetensors, or a pickle checkpoint only in "
+        "torch's weights_only mode, so files that would run code are refused. "
+        "Convert the checkpoint with model.save_pretrained(dir, "
+        "safe_serialization=True) from a source you trust."
+    )
+    E011 = (
+        "[direct_ner] window_overlap ({overlap}) must be >= 0 and smaller than "
+        "window_size ({size}), e.g. config={{\"window_size\": 64, "
+        "\"window_overlap\": 32}}."
+    )
+    E012 = (
+        "[direct_ner] The saved pipeline directory '{path}' has no model "
+        "weights in safetensors format (model.safetensors). It was not written "
+        "by direct_ner's to_disk, or was tampered with; re-create it with "
+        "nlp.to_disk()."
+    )

@@ -1,0 +1,110 @@
+"""Batched forward passes: sub-word id sequences in, per-sub-word label probabilities out."""
+import contextlib
+import os
+from typing import List, Sequence
+
+import numpy as np
+import torch
+
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class TokenClassifierRunner:
+    """Runs a Hugging Face token classifier over many windows at once.
+
+    Windows are sorted by length and grouped into batches of at most
+    `batch_size` windows and `batch_tokens` padded sub-words, so padding stays
+    small; special tokens are added around each window.
+    """
+
+    def __init__(self, model, tokenizer, device: torch.device, precision: str = "fp32") -> None:
+        self.model = model
+        self.device = device
+        self.autocast_dtype = PRECISIONS[precision]
+        self.prefix, self.suffix = special_tokens(tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.max_length = model_max_length(model, tokenizer)
+        self._pid = os.getpid()
+
+    @property
+    def content_length(self) -> int:
+        """The most sub-words a window may hold besides special tokens."""
+        return self.max_length - len(self.prefix) - len(self.suffix)
+
+    def predict(self, sequences: Sequence[np.ndarray], batch_size: int, batch_tokens: int) -> List[np.ndarray]:
+        """Probabilities (len(seq), n_labels) for each id sequence."""
+        self._guard_forked_threads()
+        outputs: List[np.ndarray] = [None] * len(sequences)  # type: ignore[list-item]
+        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        for batch in length_batches(order, [len(s) for s in sequences], batch_size, batch_tokens):
+            probs = self._forward([sequences[i] for i in batch])
+            for row, i in enumerate(batch):
+                start = len(self.prefix)
+                outputs[i] = probs[row, start : start + len(sequences[i])]
+        return outputs
+
+    def _forward(self, sequences: List[np.ndarray]) -> np.ndarray:
+        width = max(len(s) for s in sequences) + len(self.prefix) + len(self.suffix)
+        input_ids = np.full((len(sequences), width), self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(sequences), width), dtype=np.int64)
+        for row, seq in enumerate(sequences):
+            ids = np.concatenate((self.prefix, seq, self.suffix))
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
+        with torch.inference_mode(), self._autocast():
+            logits = self.model(
+                input_ids=self._to_device(input_ids), attention_mask=self._to_device(attention_mask)
+            ).logits
+            return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def _guard_forked_threads(self) -> None:
+        """In a forked worker (nlp.pipe(n_process=...)), run torch single-threaded:
+        the parent's intra-op thread pool does not survive fork and would deadlock."""
+        if os.getpid() != self._pid:
+            torch.set_num_threads(1)
+            self._pid = os.getpid()
+
+
+def length_batches(order: List[int], lengths: List[int], batch_size: int, batch_tokens: int) -> List[List[int]]:
+    """Cut length-sorted indices into batches within both limits (padded size)."""
+    batches: List[List[int]] = []
+    batch: List[int] = []
+    for i in order:
+        if batch and (len(batch) >= batch_size or lengths[i] * (len(batch) + 1) > batch_tokens):
+            batches.append(batch)
+            batch = []
+        batch.append(i)
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def special_tokens(tokenizer) -> tuple:
+    """The ids the tokenizer puts before and after a single sequence."""
+    marker = -7
+    ids = tokenizer.build_inputs_with_special_tokens([marker])
+    position = ids.index(marker)
+    return np.array(ids[:position], dtype=np.int64), np.array(ids[position + 1 :], dtype=np.int64)
+
+
+def model_max_length(model, tokenizer) -> int:
+    """The longest input the model accepts, special tokens included."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions and getattr(model.config, "model_type", "") in _PADDING_OFFSET_MODELS:
+        positions -= model.config.pad_token_id + 1  # positions start after the padding index
+    limits = [n for n in (positions, tokenizer.model_max_length) if isinstance(n, int) and 0 < n < 1_000_000]
+    return min(limits, default=512)
+
+
+_PADDING_OFFSET_MODELS = ("roberta", "xlm-roberta", "camembert", "longformer")

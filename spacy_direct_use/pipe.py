@@ -1,0 +1,272 @@
+"""The direct_ner pipeline component: a pretrained token classifier writing doc.ents."""
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+import srsly
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.util import make_tempdir, minibatch
+from spacy.util import from_disk as util_from_disk
+from spacy.util import to_disk as util_to_disk
+
+from .alignment import AGGREGATIONS, ALIGNMENT_MODES, aggregate, align_doc
+from .decoding import extract_entities, viterbi
+from .errors import ADD_PIPE_EXAMPLE, DirectNERError, Errors
+from .inference import PRECISIONS, TokenClassifierRunner
+from .labels import LabelScheme, map_types
+from .loading import load_token_classifier, resolve_device
+from .windows import sentence_windows, strided_windows
+
+DEFAULT_CONFIG = {
+    "model": None,
+    "revision": None,
+    "forward_batch_size": 32,
+    "forward_batch_tokens": 8192,
+    "window_size": 64,
+    "window_overlap": 32,
+    "use_sentences": True,
+    "max_sentences_per_window": 1,
+    "aggregation": "first",
+    "alignment_mode": "expand",
+    "label_map": {},
+    "overwrite_ents": False,
+    "spans_key": "direct_ner",
+    "threshold": 0.0,
+    "device": None,
+    "precision": "fp32",
+    "trust_remote_code": False,
+    "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+}
+
+
+@Language.factory(
+    "direct_ner",
+    default_config=DEFAULT_CONFIG,
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_direct_ner(
+    nlp: Language,
+    name: str,
+    model: Optional[str],
+    revision: Optional[str],
+    forward_batch_size: int,
+    forward_batch_tokens: int,
+    window_size: int,
+    window_overlap: int,
+    use_sentences: bool,
+    max_sentences_per_window: int,
+    aggregation: str,
+    alignment_mode: str,
+    label_map: Dict[str, Optional[str]],
+    overwrite_ents: bool,
+    spans_key: Optional[str],
+    threshold: float,
+    device: Optional[str],
+    precision: str,
+    trust_remote_code: bool,
+    scorer: Optional[Callable],
+) -> "DirectNER":
+    """Run a fine-tuned Hugging Face token classifier and write its entities to doc.ents."""
+    return DirectNER(nlp.vocab, name=name, **{k: v for k, v in locals().items() if k not in ("nlp", "name")})
+
+
+class DirectNER(Pipe):
+    """Writes a pretrained token classifier's entities to doc.ents, no training needed.
+
+    The model loads on first use (or in `initialize`). Each Doc's text is cut
+    into sub-word windows (whole sentences when the Doc has them, otherwise
+    overlapping strides), all windows of a batch of Docs run through the model
+    together, and the probabilities are aligned to spaCy tokens and decoded
+    with the label scheme's constraints.
+    """
+
+    def __init__(self, vocab, name: str = "direct_ner", *, model: Optional[str], scorer: Optional[Callable] = None, **cfg) -> None:
+        if not model:
+            raise DirectNERError(Errors.E001.format(example=ADD_PIPE_EXAMPLE))
+        self.vocab = vocab
+        self.name = name
+        self.cfg = dict({k: v for k, v in DEFAULT_CONFIG.items() if k != "scorer"}, **cfg, model=str(model))
+        self.scorer = scorer
+        _validate_settings(self.cfg)
+        self.timings: Dict[str, float] = defaultdict(float)
+        self._source: Union[str, Path] = str(model)
+        self._local_only = False
+        self._model = None
+        self._tokenizer = None
+        self._runner: Optional[TokenClassifierRunner] = None
+        self._scheme: Optional[LabelScheme] = None
+
+    # -- loading ---------------------------------------------------------------------
+
+    def initialize(self, get_examples: Optional[Callable] = None, *, nlp: Optional[Language] = None) -> None:
+        """Load the model now rather than on first use."""
+        self._ensure_loaded()
+
+    def _ensure_loaded(self) -> TokenClassifierRunner:
+        if self._runner is None:
+            model, tokenizer = load_token_classifier(
+                self._source, self.cfg["revision"], self.cfg["trust_remote_code"], local_only=self._local_only
+            )
+            self._scheme = LabelScheme.from_id2label(model.config.id2label, name=str(self._source))
+            device = resolve_device(self.cfg["device"])
+            self._model, self._tokenizer = model.to(device), tokenizer
+            self._runner = TokenClassifierRunner(model, tokenizer, device, self.cfg["precision"])
+        return self._runner
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """The entity labels direct_ner can write, after `label_map`."""
+        self._ensure_loaded()
+        mapped = map_types(self._scheme.entity_types, self.cfg["label_map"])
+        return tuple(sorted({label for label in mapped.values() if label}))
+
+    # -- processing ------------------------------------------------------------------
+
+    def __call__(self, doc: Doc) -> Doc:
+        return self.set_annotations([doc], self.predict([doc]))[0]
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        for docs in minibatch(stream, size=batch_size):
+            yield from self.set_annotations(docs, self.predict(docs))
+
+    def predict(self, docs: List[Doc]) -> List[List[Tuple[int, int, str, float]]]:
+        """(start token, end token, label, confidence) for each Doc's entities."""
+        runner = self._ensure_loaded()
+        clock = time.perf_counter()
+        encodings = self._tokenizer._tokenizer.encode_batch([doc.text for doc in docs], add_special_tokens=False)
+        ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in encodings]
+        offsets = [np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2) for encoding in encodings]
+        windows = [self._windows(doc, offs[:, 0], runner.content_length) for doc, offs in zip(docs, offsets)]
+        flat = [(i, w) for i, doc_windows in enumerate(windows) for w in doc_windows]
+        self._tick("tokenize", clock)
+        clock = time.perf_counter()
+        window_probs = runner.predict(
+            [ids[i][start:end] for i, (start, end, _, _) in flat],
+            self.cfg["forward_batch_size"],
+            self.cfg["forward_batch_tokens"],
+        )
+        self._tick("forward", clock)
+        clock = time.perf_counter()
+        n_labels = len(self._scheme.labels)
+        doc_probs = [np.zeros((len(doc_ids), n_labels), dtype=np.float32) for doc_ids in ids]
+        for (i, (start, _, core_start, core_end)), probs in zip(flat, window_probs):
+            doc_probs[i][core_start:core_end] = probs[core_start - start : core_end - start]
+        predictions = [self._decode(doc, offs, probs) for doc, offs, probs in zip(docs, offsets, doc_probs)]
+        self._tick("decode", clock)
+        return predictions
+
+    def _windows(self, doc: Doc, subword_starts: np.ndarray, max_length: int) -> List[Tuple[int, int, int, int]]:
+        size = min(self.cfg["window_size"], max_length)
+        overlap = min(self.cfg["window_overlap"], size // 2)
+        if self.cfg["use_sentences"] and doc.has_annotation("SENT_START"):
+            sentence_chars = [sent.start_char for sent in doc.sents]
+            starts = np.searchsorted(subword_starts, sentence_chars, side="left")
+            return sentence_windows(starts, len(subword_starts), size, overlap, self.cfg["max_sentences_per_window"])
+        return strided_windows(0, len(subword_starts), size, overlap)
+
+    def _decode(self, doc: Doc, offsets: np.ndarray, probs: np.ndarray) -> List[Tuple[int, int, str, float]]:
+        alignment = align_doc(doc, offsets, self.cfg["alignment_mode"])
+        tokens = alignment.tokens
+        if len(tokens) == 0:
+            return []
+        token_probs = aggregate(probs, alignment, self.cfg["aggregation"])
+        path = viterbi(token_probs, self._scheme)
+        labels = map_types(self._scheme.entity_types, self.cfg["label_map"])
+        entities = []
+        for start, end, type_id, confidence in extract_entities(path, token_probs, self._scheme):
+            label = labels[self._scheme.entity_types[type_id]]
+            first, last = int(tokens[start]), int(tokens[end - 1])
+            if not label or confidence < self.cfg["threshold"]:
+                continue
+            if self.cfg["alignment_mode"] == "strict" and _cut_inside_subword(alignment.shares_left, first, last):
+                continue
+            entities.append((first, last + 1, label, confidence))
+        return entities
+
+    def set_annotations(self, docs: List[Doc], predictions: List[List[Tuple[int, int, str, float]]]) -> List[Doc]:
+        """Write entities to doc.ents (by the overwrite_ents policy) and scored spans to doc.spans."""
+        clock = time.perf_counter()
+        for doc, entities in zip(docs, predictions):
+            spans = [Span(doc, start, end, label=label) for start, end, label, _ in entities]
+            if self.cfg["spans_key"]:
+                doc.spans[self.cfg["spans_key"]] = SpanGroup(
+                    doc, name=self.cfg["spans_key"], spans=spans, attrs={"scores": [e[3] for e in entities]}
+                )
+            if self.cfg["overwrite_ents"]:
+                doc.set_ents(spans, default="outside")
+            else:
+                taken = np.zeros(len(doc), dtype=bool)
+                for ent in doc.ents:
+                    taken[ent.start : ent.end] = True
+                doc.set_ents([s for s in spans if not taken[s.start : s.end].any()], default="unmodified")
+        self._tick("annotate", clock)
+        return docs
+
+    def _tick(self, stage: str, since: float) -> None:
+        self.timings[stage] += time.perf_counter() - since
+
+    # -- serialization ---------------------------------------------------------------
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        """Save the Hugging Face config, tokenizer and safetensors weights (settings live in config.cfg)."""
+        self._ensure_loaded()
+        util_to_disk(path, {"model": self._save_model}, exclude)
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "DirectNER":
+        """Load what to_disk wrote; the model itself loads lazily, offline, from safetensors."""
+        util_from_disk(path, {"model": self._use_saved_model}, exclude)
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        with make_tempdir() as tmp:
+            self.to_disk(tmp, exclude=exclude)
+            files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+        return srsly.msgpack_dumps(files)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "DirectNER":
+        files = srsly.msgpack_loads(bytes_data)
+        with make_tempdir() as tmp:
+            for name, data in files.items():
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / name).write_bytes(data)
+            self.from_disk(tmp, exclude=exclude)
+            self._ensure_loaded()  # the temporary directory is about to vanish
+        return self
+
+    def _save_model(self, path: Path) -> None:
+        self._model.save_pretrained(path, safe_serialization=True)
+        self._tokenizer.save_pretrained(path)
+
+    def _use_saved_model(self, path: Path) -> None:
+        if not (path / "model.safetensors").exists():
+            raise DirectNERError(Errors.E012.format(path=path))
+        self._source, self._local_only = path, True
+        self._model = self._tokenizer = self._runner = self._scheme = None
+
+
+def _cut_inside_subword(shares_left: np.ndarray, first: int, last: int) -> bool:
+    """Whether the span first..last starts or ends inside a sub-word."""
+    return bool(shares_left[first] or (last + 1 < len(shares_left) and shares_left[last + 1]))
+
+
+def _validate_settings(cfg: dict) -> None:
+    choices = {
+        "aggregation": AGGREGATIONS,
+        "alignment_mode": ALIGNMENT_MODES,
+        "precision": tuple(PRECISIONS),
+    }
+    for key, options in choices.items():
+        if cfg[key] not in options:
+            raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options=list(options), example=options[0]))
+    for key in ("forward_batch_size", "forward_batch_tokens", "window_size", "max_sentences_per_window"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options="a positive integer", example=DEFAULT_CONFIG[key]))
+    if not 0 <= cfg["window_overlap"] < cfg["window_size"]:
+        raise DirectNERError(Errors.E011.format(overlap=cfg["window_overlap"], size=cfg["window_size"]))
+    if not 0.0 <= cfg["threshold"] <= 1.0:
+        raise DirectNERError(Errors.E008.format(key="threshold", value=cfg["threshold"], options="a number in [0, 1]", example=0.5))

@@ -1,0 +1,51 @@
+"""Cut a Doc's sub-word sequence into windows the model can read, so nothing is truncated.
+
+A window is (start, end, core_start, core_end) in the Doc's sub-word indices:
+the model reads start:end, and only the core's predictions are kept. Cores
+tile the sequence exactly once, so overlapping windows merge by keeping each
+sub-word's prediction from the window where it is furthest from an edge.
+"""
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+Window = Tuple[int, int, int, int]
+
+
+def strided_windows(start: int, end: int, size: int, overlap: int) -> List[Window]:
+    """Overlapping windows of at most `size` sub-words covering start:end."""
+    length = end - start
+    if length <= size:
+        return [(start, end, start, end)]
+    stride = size - overlap
+    offsets = list(range(0, length - size, stride)) + [length - size]
+    windows = []
+    for k, offset in enumerate(offsets):
+        core_start = 0 if k == 0 else (offset + offsets[k - 1] + size) // 2
+        core_end = length if k == len(offsets) - 1 else (offsets[k + 1] + offset + size) // 2
+        windows.append((start + offset, start + offset + size, start + core_start, start + core_end))
+    return windows
+
+
+def sentence_windows(
+    sentence_starts: Sequence[int], n_subwords: int, size: int, overlap: int, max_sentences: int
+) -> List[Window]:
+    """Windows made of whole sentences: up to `max_sentences` consecutive
+    sentences that fit in `size` sub-words; a longer sentence is strided."""
+    bounds = np.unique(np.clip(np.append(sentence_starts, n_subwords), 0, n_subwords))
+    bounds = np.concatenate(([0], bounds)) if len(bounds) == 0 or bounds[0] != 0 else bounds
+    windows: List[Window] = []
+    pack_start, pack_count = int(bounds[0]), 0
+    for sent_start, sent_end in zip(bounds[:-1], bounds[1:]):
+        sent_start, sent_end = int(sent_start), int(sent_end)
+        if pack_count and (sent_end - pack_start > size or pack_count >= max_sentences):
+            windows.append((pack_start, sent_start, pack_start, sent_start))
+            pack_start, pack_count = sent_start, 0
+        if sent_end - sent_start > size:
+            windows.extend(strided_windows(sent_start, sent_end, size, overlap))
+            pack_start, pack_count = sent_end, 0
+        else:
+            pack_count += 1
+    if pack_count:
+        windows.append((pack_start, n_subwords, pack_start, n_subwords))
+    return windows
