@@ -5,6 +5,7 @@ from typing import List, Sequence
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -21,6 +22,7 @@ class TokenClassifierRunner:
         self.model = model
         self.device = device
         self.autocast_dtype = PRECISIONS[precision]
+        self.encoder = untruncated_encoder(tokenizer)
         self.prefix, self.suffix = special_tokens(tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.max_length = model_max_length(model, tokenizer)
@@ -88,6 +90,15 @@ def length_batches(order: List[int], lengths: List[int], batch_size: int, batch_
     if batch:
         batches.append(batch)
     return batches
+
+
+def untruncated_encoder(tokenizer) -> Tokenizer:
+    """A copy of the fast tokenizer's backend with truncation and padding off:
+    a tokenizer.json may truncate (often to 128 or 512), silently losing text."""
+    encoder = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    encoder.no_truncation()
+    encoder.no_padding()
+    return encoder
 
 
 def special_tokens(tokenizer) -> tuple:

@@ -138,7 +138,7 @@ class DirectNER(Pipe):
         """(start token, end token, label, confidence) for each Doc's entities."""
         runner = self._ensure_loaded()
         clock = time.perf_counter()
-        encodings = self._tokenizer._tokenizer.encode_batch([doc.text for doc in docs], add_special_tokens=False)
+        encodings = runner.encoder.encode_batch([doc.text for doc in docs], add_special_tokens=False)
         ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in encodings]
         offsets = [np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2) for encoding in encodings]
         windows = [self._windows(doc, offs[:, 0], runner.content_length) for doc, offs in zip(docs, offsets)]
