@@ -120,8 +120,10 @@ class DirectNER(Pipe):
 
     @property
     def labels(self) -> Tuple[str, ...]:
-        """The entity labels direct_ner can write, after `label_map`."""
-        self._ensure_loaded()
+        """The entity labels direct_ner writes, after `label_map`; empty until the model
+        has loaded (first use or nlp.initialize()), so reading it never loads weights."""
+        if self._scheme is None:
+            return tuple()
         mapped = map_types(self._scheme.entity_types, self.cfg["label_map"])
         return tuple(sorted({label for label in mapped.values() if label}))
 

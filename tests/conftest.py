@@ -9,7 +9,7 @@ for real.
 """
 import os
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple, Union
 
 import pytest
 import torch
@@ -66,7 +66,7 @@ def train_tokenizer(kind: str) -> PreTrainedTokenizerFast:
 
 def make_lookup_model(
     path: Path,
-    rules: Dict[str, str],
+    rules: Dict[str, Union[str, Tuple[str, float]]],
     kind: str = "wordpiece",
     labels: Optional[List[str]] = None,
     strength: float = 1.0,
@@ -74,8 +74,9 @@ def make_lookup_model(
 ) -> Path:
     """Save a token classifier to `path` that tags each sub-word in `rules` with its label, others 'O'.
 
-    Rules name sub-words as the tokenizer spells them (e.g. 'paris', '##ians', 'ĠParis').
-    `strength` scales the logits, so lower values give less confident predictions.
+    Rules name sub-words as the tokenizer spells them (e.g. 'paris', '##ians', 'ĠParis')
+    and give a label, or (label, strength) to override `strength`, which scales
+    the logits: lower values give less confident predictions.
     """
     labels = labels or BIO_LABELS
     tokenizer = train_tokenizer(kind)
@@ -117,8 +118,9 @@ def _set_lookup_weights(model, embeddings, vocab, rules, labels, strength) -> No
         model.classifier.weight.zero_()
         model.classifier.bias.zero_()
         model.classifier.weight[labels.index("O"), 0] = strength
-        for token, label in rules.items():
-            model.classifier.weight[labels.index(label), slot_of[token]] = strength
+        for token, rule in rules.items():
+            label, weight = rule if isinstance(rule, tuple) else (rule, strength)
+            model.classifier.weight[labels.index(label), slot_of[token]] = weight
 
 
 @pytest.fixture(scope="session")

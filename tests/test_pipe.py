@@ -1,0 +1,201 @@
+"""The direct_ner component end to end, on tiny checkpoints whose predictions are known."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import spacy
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+
+from spacy_direct_use import DirectNER, DirectNERError
+
+from conftest import make_lookup_model
+
+TEXT = "Angela Merkel flew to Paris to meet the United Nations."
+EXPECTED = [("Angela Merkel", "PER"), ("Paris", "LOC"), ("United Nations", "ORG")]
+
+
+def ents(doc):
+    return [(e.text, e.label_) for e in doc.ents]
+
+
+def make_nlp(model_dir, **config):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_ner", config={"model": str(model_dir), **config})
+    return nlp
+
+
+def test_blank_pipeline_without_initialize(bert_dir):
+    nlp = make_nlp(bert_dir)
+    assert ents(nlp(TEXT)) == EXPECTED
+
+
+def test_initialize_loads_the_model(bert_dir):
+    nlp = make_nlp(bert_dir)
+    nlp.initialize()
+    assert nlp.get_pipe("direct_ner").labels == ("LOC", "ORG", "PER")
+    assert ents(nlp(TEXT)) == EXPECTED
+
+
+def test_bpe_model_with_multi_subword_tokens(tmp_path):
+    rules = {"Angel": "B-PER", "a": "I-PER", "ĠMer": "I-PER", "kel": "I-PER", "ĠPar": "B-LOC", "is": "I-LOC"}
+    nlp = make_nlp(make_lookup_model(tmp_path / "bpe", rules, "bpe"))
+    doc = nlp("Angela Merkel flew to Paris .")
+    assert ents(doc) == [("Angela Merkel", "PER"), ("Paris", "LOC")]
+
+
+@pytest.mark.parametrize("aggregation,label", [("first", "LOC"), ("average", "PER"), ("max", "PER")])
+def test_aggregation_strategies_on_split_words(tmp_path, aggregation, label):
+    # 'Merkel' is 'ĠMer' (weakly LOC) + 'kel' (strongly PER).
+    rules = {"ĠMer": ("B-LOC", 0.3), "kel": ("B-PER", 1.0)}
+    nlp = make_nlp(make_lookup_model(tmp_path / "bpe", rules, "bpe"), aggregation=aggregation)
+    assert ents(nlp("met Merkel today")) == [("Merkel", label)]
+
+
+def test_io_and_bioes_schemes(tmp_path):
+    io = make_lookup_model(tmp_path / "io", {"angela": "PER", "merkel": "PER", "paris": "LOC"}, labels=["O", "PER", "LOC"])
+    assert ents(make_nlp(io)(TEXT)) == [("Angela Merkel", "PER"), ("Paris", "LOC")]
+    bioes_labels = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "S-LOC"]
+    bioes = make_lookup_model(tmp_path / "bioes", {"angela": "B-PER", "merkel": "E-PER", "paris": "S-LOC"}, labels=bioes_labels)
+    assert ents(make_nlp(bioes)(TEXT)) == [("Angela Merkel", "PER"), ("Paris", "LOC")]
+
+
+def test_inside_tag_after_outside_never_corrupts(tmp_path):
+    model = make_lookup_model(tmp_path / "m", {"merkel": "I-PER", "nations": "I-ORG", "united": "B-LOC"})
+    doc = make_nlp(model)(TEXT)
+    for ent in doc.ents:  # every entity is one type, on token boundaries, never merged across types
+        assert ent.label_ in ("PER", "ORG", "LOC")
+    assert ("United Nations", "LOC") not in ents(doc)
+
+
+def test_label_map_renames_and_drops(bert_dir):
+    nlp = make_nlp(bert_dir, label_map={"PER": "PERSON", "LOC": "GPE", "ORG": None})
+    nlp.initialize()
+    assert ents(nlp(TEXT)) == [("Angela Merkel", "PERSON"), ("Paris", "GPE")]
+    assert nlp.get_pipe("direct_ner").labels == ("GPE", "PERSON")
+
+
+def test_threshold_and_scores(tmp_path):
+    weak = make_lookup_model(tmp_path / "weak", {"paris": "B-LOC", "angela": "B-PER"}, strength=0.15)
+    nlp = make_nlp(weak, spans_key="scored")
+    doc = nlp(TEXT)
+    scores = doc.spans["scored"].attrs["scores"]
+    assert [s.text for s in doc.spans["scored"]] == ["Angela", "Paris"]
+    assert all(0.2 < s < 0.95 for s in scores)
+    strict = make_nlp(weak, threshold=max(scores) + 0.01)
+    assert ents(strict(TEXT)) == []
+
+
+def test_spans_key_none_writes_no_span_group(bert_dir):
+    doc = make_nlp(bert_dir, spans_key=None)(TEXT)
+    assert len(doc.spans) == 0 and ents(doc) == EXPECTED
+
+
+def test_keeps_existing_entities_and_fills_gaps(bert_dir):
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "CITY", "pattern": "Paris"}, {"label": "PERSONA", "pattern": "Merkel"}])
+    nlp.add_pipe("direct_ner", config={"model": str(bert_dir)})
+    assert ents(nlp(TEXT)) == [("Merkel", "PERSONA"), ("Paris", "CITY"), ("United Nations", "ORG")]
+
+
+def test_overwrite_replaces_existing_entities(bert_dir):
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "CITY", "pattern": "Paris"}, {"label": "X", "pattern": "flew"}])
+    nlp.add_pipe("direct_ner", config={"model": str(bert_dir), "overwrite_ents": True})
+    assert ents(nlp(TEXT)) == EXPECTED
+
+
+def test_sentence_windows_and_long_document(bert_dir):
+    filler = "the cat sat on a mat near the river . " * 3000  # ~30,000 words, far over 64 positions
+    text = filler + "Then Angela Merkel went to Paris ."
+    nlp = make_nlp(bert_dir)
+    doc = nlp(text)
+    assert ents(doc)[-2:] == [("Angela Merkel", "PER"), ("Paris", "LOC")]
+    nlp.add_pipe("sentencizer", first=True)
+    assert ents(nlp(text))[-2:] == [("Angela Merkel", "PER"), ("Paris", "LOC")]
+
+
+def test_pipe_batches_docs_and_matches_single_calls(bert_dir):
+    nlp = make_nlp(bert_dir, forward_batch_size=3)
+    texts = [TEXT, "Jane Doe", "", "London and Berlin . " * 40, "nothing here"] * 3
+    assert [ents(d) for d in nlp.pipe(texts, batch_size=7)] == [ents(nlp(t)) for t in texts]
+    assert set(nlp.get_pipe("direct_ner").timings) == {"tokenize", "forward", "decode", "annotate"}
+
+
+def test_gold_word_docs(bert_dir):
+    nlp = make_nlp(bert_dir)
+    words = ["Angela", "Merkel", "flew", "to", "Paris", "."]
+    doc = nlp(Doc(nlp.vocab, words=words, spaces=[True, True, True, True, False, False]))
+    assert ents(doc) == [("Angela Merkel", "PER"), ("Paris", "LOC")]
+
+
+def test_evaluate_reports_ents_scores(bert_dir):
+    nlp = make_nlp(bert_dir)
+    gold = nlp.make_doc(TEXT)
+    gold.ents = [Span(gold, 0, 2, "PER"), Span(gold, 4, 5, "LOC")]
+    scores = nlp.evaluate([Example(nlp.make_doc(TEXT), gold)])
+    assert scores["ents_p"] == pytest.approx(2 / 3) and scores["ents_r"] == 1.0
+    assert set(scores["ents_per_type"]) == {"PER", "LOC", "ORG"}
+
+
+def test_to_disk_and_offline_load_in_fresh_process(bert_dir, tmp_path):
+    source = shutil.copytree(bert_dir, tmp_path / "source")
+    nlp = make_nlp(source, label_map={"ORG": "ORGANISATION"})
+    expected = ents(nlp(TEXT))
+    nlp.to_disk(tmp_path / "pipeline")
+    shutil.rmtree(source)
+    saved = tmp_path / "pipeline" / "direct_ner" / "model"
+    assert (saved / "model.safetensors").exists() and (saved / "tokenizer.json").exists()
+    assert not list(saved.glob("*.bin"))
+    code = "import spacy, sys; nlp = spacy.load(sys.argv[1]); print([(e.text, e.label_) for e in nlp(sys.argv[2]).ents])"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "pipeline"), TEXT], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(expected)
+    assert ("United Nations", "ORGANISATION") in expected
+
+
+def test_to_bytes_round_trip(bert_dir):
+    nlp = make_nlp(bert_dir)
+    data = nlp.to_bytes()
+    other = make_nlp("/nonexistent/until/from_bytes")  # lazily loaded, so never read
+    other.from_bytes(data)
+    assert ents(other(TEXT)) == EXPECTED
+
+
+def test_missing_model_shows_add_pipe_line():
+    with pytest.raises(DirectNERError, match=r'add_pipe\("direct_ner", config=\{"model"'):
+        spacy.blank("en").add_pipe("direct_ner")
+
+
+@pytest.mark.parametrize(
+    "config,match",
+    [
+        ({"aggregation": "mean"}, "aggregation"),
+        ({"alignment_mode": "loose"}, "alignment_mode"),
+        ({"precision": "int8"}, "precision"),
+        ({"window_size": 32, "window_overlap": 32}, "window_overlap"),
+        ({"threshold": 2.0}, "threshold"),
+        ({"forward_batch_size": 0}, "forward_batch_size"),
+    ],
+)
+def test_bad_settings_are_refused(bert_dir, config, match):
+    with pytest.raises(DirectNERError, match=match):
+        make_nlp(bert_dir, **config)
+
+
+def test_config_types_are_validated_by_spacy(bert_dir):
+    with pytest.raises(Exception, match="window_size"):
+        make_nlp(bert_dir, window_size="large")
+
+
+def test_component_is_registered_by_entry_point():
+    from importlib.metadata import entry_points
+
+    names = [ep.name for ep in entry_points(group="spacy_factories")]
+    assert "direct_ner" in names
+    assert isinstance(spacy.blank("en").add_pipe("direct_ner", config={"model": "x/y"}), DirectNER)
