@@ -1,0 +1,73 @@
+"""Integration with a real CoNLL-2003 checkpoint (SPACY_DIRECT_USE_TEST_MODEL)."""
+import numpy as np
+import pytest
+import spacy
+import torch
+from spacy.tokens import Doc
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+from spacy_direct_use.conll import read_docs
+from spacy_direct_use.labels import LabelScheme
+
+N_SENTENCES = 400
+
+
+@pytest.fixture(scope="module")
+def nlp(real_model_dir):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_ner", config={"model": str(real_model_dir)})
+    return nlp
+
+
+def test_real_entities(nlp):
+    doc = nlp("Angela Merkel flew to Paris to meet Emmanuel Macron at the United Nations.")
+    assert [(e.text, e.label_) for e in doc.ents] == [
+        ("Angela Merkel", "PER"), ("Paris", "LOC"), ("Emmanuel Macron", "PER"), ("United Nations", "ORG")
+    ]
+
+
+def word_level_reference(model_dir, sentences):
+    """The model's own word-level tags: each sentence from its gold words, first sub-word, argmax."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
+    tags = []
+    for words in sentences:
+        enc = tokenizer(words, is_split_into_words=True, return_tensors="pt")
+        with torch.inference_mode():
+            predicted = model(**enc).logits[0].argmax(-1).tolist()
+        first = {}
+        for position, word in enumerate(enc.word_ids()):
+            if word is not None and word not in first:
+                first[word] = predicted[position]
+        tags.append(np.array([first[i] for i in range(len(words))]))
+    return tags, LabelScheme.from_id2label(model.config.id2label)
+
+
+def bio_entities(tags, scheme):
+    """Entities of a valid BIO sequence as (start, end, type)."""
+    out, start = [], None
+    for i, tag in enumerate(list(tags) + [0]):
+        label = scheme.labels[tag] if i < len(tags) else "O"
+        if start is not None and not label.startswith("I-"):
+            out.append((start, i, scheme.labels[tags[start]][2:]))
+            start = None
+        if label.startswith("B-"):
+            start = i
+    return out
+
+
+def test_matches_models_word_level_predictions(nlp, real_model_dir, conll_dir):
+    """On gold-word sentence Docs, direct_ner (aggregation=first) must equal the model's own
+    first-sub-word predictions wherever those form a valid BIO sequence; where they do not
+    (an I- without its B-), Viterbi repairs them, which is the only allowed difference."""
+    gold = read_docs(conll_dir / "eng.testb", nlp.vocab, "sentence")[:N_SENTENCES]
+    words = [[t.text for t in doc] for doc in gold]
+    reference, scheme = word_level_reference(real_model_dir, words)
+    docs = [Doc(nlp.vocab, words=w, spaces=[True] * (len(w) - 1) + [False]) for w in words]
+    predicted = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(docs)]
+    valid = [scheme.is_valid(tags) for tags in reference]
+    agree = [p == bio_entities(tags, scheme) for p, tags in zip(predicted, reference)]
+    mismatched_valid = [i for i, (v, a) in enumerate(zip(valid, agree)) if v and not a]
+    assert sum(valid) > 0.95 * len(valid)
+    assert mismatched_valid == [], f"sentences {mismatched_valid[:5]} differ although the model's tags are valid"
+    print(f"agreement: {sum(agree)}/{len(agree)} sentences; {len(valid) - sum(valid)} had invalid tags, repaired by Viterbi")
