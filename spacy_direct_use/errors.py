@@ -74,3 +74,35 @@ class Errors:
         "by direct_ner's to_disk, or was tampered with; re-create it with "
         "nlp.to_disk()."
     )
+    E013 = (
+        "[direct_ner] '{path}' is not a saved Hugging Face model: {detail}. Point "
+        "config={{\"model\": ...}} at the directory that save_pretrained() wrote "
+        "(it holds config.json, model.safetensors and the tokenizer files){hint}."
+    )
+    E014 = (
+        "[direct_ner] Could not load the tokenizer of '{name}': {reason}. "
+        "direct_ner needs the model's own fast tokenizer saved next to it "
+        "(tokenizer.json, or the files it is built from such as vocab.txt): "
+        "AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir)."
+    )
+    E015 = (
+        "[direct_ner] The labels of '{name}' do not match its classification "
+        "head: {detail}. id2label in config.json must name exactly the labels "
+        "the head was fine-tuned with, with ids 0..N-1."
+    )
+    E016 = (
+        "[direct_ner] Could not read the model directory '{name}': {reason}. It "
+        "should hold a model saved with save_pretrained(): config.json, "
+        "model.safetensors and the tokenizer files."
+    )
+    E017 = (
+        "[direct_ner] Could not read the weights of '{name}': {reason}. The "
+        "weights file is missing, truncated or corrupt; save the model again "
+        "with model.save_pretrained(dir, safe_serialization=True)."
+    )
+    E018 = (
+        "[direct_ner] '{name}' ships its own Python code (auto_map in its "
+        "config) and cannot load without running it. direct_ner never runs "
+        "code from a checkpoint unless you allow it: "
+        "config={{\"trust_remote_code\": true}}, only for a source you trust."
+    )

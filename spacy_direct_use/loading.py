@@ -19,16 +19,17 @@ def load_token_classifier(
     """Load (model, tokenizer) and refuse checkpoints that would give random or no entities.
 
     local_only: a directory written by direct_ner's to_disk; only safetensors
-    weights are accepted from it.
+    weights are accepted from it. Every failure is a DirectNERError that names
+    the problem and the fix, never an exception from inside transformers.
     """
     name = str(name)
     _check_local_path(name)
+    local = _looks_local(name)
     kwargs = dict(revision=revision, trust_remote_code=trust_remote_code, local_files_only=local_only)
-    config = _from_pretrained(AutoConfig, name, **kwargs)
+    config = _from_pretrained(AutoConfig, name, local=local, **kwargs)
     _check_token_classifier(name, config)
-    tokenizer = _from_pretrained(AutoTokenizer, name, use_fast=True, **kwargs)
-    if not getattr(tokenizer, "is_fast", False):
-        raise DirectNERError(Errors.E006.format(name=name, cls=type(tokenizer).__name__))
+    _check_label_ids(name, config)
+    tokenizer = _load_tokenizer(name, **kwargs)
     weights_kwargs = dict(kwargs, use_safetensors=True) if local_only else kwargs
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # we report a missing head ourselves
@@ -36,12 +37,8 @@ def load_token_classifier(
         model, info = AutoModelForTokenClassification.from_pretrained(
             name, config=config, output_loading_info=True, **weights_kwargs
         )
-    except (OSError, EnvironmentError, RuntimeError, ValueError) as err:
-        raise DirectNERError(Errors.E010.format(name=name, reason=_first_line(err))) from None
-    except Exception as err:  # unpickling errors come in many types
-        if "pickle" in type(err).__module__ or "Unpickl" in type(err).__name__ or "weights_only" in str(err):
-            raise DirectNERError(Errors.E010.format(name=name, reason=_first_line(err))) from None
-        raise
+    except Exception as err:  # noqa: BLE001 - every failure becomes a DirectNERError
+        raise _weights_error(name, err) from None
     finally:
         hf_logging.set_verbosity(verbosity)
     _check_head_trained(name, model, info)
@@ -55,8 +52,8 @@ def resolve_device(device: Optional[str]) -> torch.device:
         return get_torch_default_device()
     try:
         resolved = torch.device(device)
-    except RuntimeError as err:
-        raise DirectNERError(Errors.E009.format(device=device, reason=f"it is not a device name ({err})")) from None
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise DirectNERError(Errors.E009.format(device=device, reason=f"it is not a device name ({_first_line(err)})")) from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise DirectNERError(Errors.E009.format(device=device, reason="torch finds no CUDA GPU"))
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
@@ -65,6 +62,15 @@ def resolve_device(device: Optional[str]) -> torch.device:
         )
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise DirectNERError(Errors.E009.format(device=device, reason="MPS is not available"))
+    if resolved.type == "meta":
+        raise DirectNERError(Errors.E009.format(device=device, reason="the meta device holds no data to compute with"))
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        try:
+            torch.zeros(1, device=resolved)
+        except Exception as err:  # noqa: BLE001 - e.g. a backend that is not installed
+            raise DirectNERError(
+                Errors.E009.format(device=device, reason=f"torch cannot use it ({_first_line(err)})")
+            ) from None
     return resolved
 
 
@@ -76,23 +82,111 @@ def _check_local_path(name: str) -> None:
     path = Path(name).expanduser()
     if _looks_local(name) and not path.exists():
         raise DirectNERError(Errors.E002.format(path=name))
+    if not path.exists():
+        return
+    if path.is_file():
+        raise DirectNERError(
+            Errors.E013.format(path=name, detail="it is a file, not a directory", hint=f"; did you mean '{path.parent}'?")
+        )
+    if not (path / "config.json").is_file():
+        nested = _nested_model_dirs(path)
+        hint = f"; did you mean {' or '.join(repr(str(d)) for d in nested)}?" if nested else ""
+        raise DirectNERError(Errors.E013.format(path=name, detail="the directory has no config.json", hint=hint))
 
 
-def _from_pretrained(cls, name: str, revision=None, **kwargs):
+def _nested_model_dirs(path: Path, limit: int = 3) -> list:
+    """Sub-directories (two levels down at most) that hold a config.json, e.g. checkpoint-500/."""
+    found = []
+    try:
+        children = sorted(p for p in path.iterdir() if p.is_dir())
+        for child in children:
+            candidates = [child] + sorted(p for p in child.iterdir() if p.is_dir())
+            found.extend(c for c in candidates if (c / "config.json").is_file())
+            if len(found) >= limit:
+                break
+    except OSError:
+        pass
+    return found[:limit]
+
+
+def _from_pretrained(cls, name: str, revision=None, local: bool = False, **kwargs):
     try:
         return cls.from_pretrained(name, revision=revision, **kwargs)
-    except (OSError, EnvironmentError) as err:
+    except Exception as err:  # noqa: BLE001 - every failure becomes a DirectNERError
+        if _needs_remote_code(err):
+            raise DirectNERError(Errors.E018.format(name=name)) from None
+        if isinstance(err, ValueError) and not local:  # e.g. a model type transformers does not know
+            raise DirectNERError(
+                Errors.E004.format(name=name, architectures=f"unsupported ({_first_line(err)})")
+            ) from None
+        if local:
+            raise DirectNERError(Errors.E016.format(name=name, reason=_first_line(err))) from None
         raise DirectNERError(Errors.E003.format(name=name, revision=revision or "main", reason=_first_line(err))) from None
-    except ValueError as err:  # e.g. a model type without a token-classification class
-        raise DirectNERError(
-            Errors.E004.format(name=name, architectures=f"unsupported ({_first_line(err)})")
-        ) from None
+
+
+def _load_tokenizer(name: str, **kwargs):
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True, **kwargs)
+    except Exception as err:  # noqa: BLE001 - missing files surface as ImportError, TypeError, ...
+        if _needs_remote_code(err):
+            raise DirectNERError(Errors.E018.format(name=name)) from None
+        reason = _first_line(err)
+        if isinstance(err, (ImportError, TypeError)) or "protobuf" in str(err):
+            reason = "no tokenizer files (tokenizer.json, vocab.txt, ...) that transformers can read"
+        raise DirectNERError(Errors.E014.format(name=name, reason=reason)) from None
+    if tokenizer is None or not getattr(tokenizer, "is_fast", False):
+        raise DirectNERError(Errors.E006.format(name=name, cls=type(tokenizer).__name__))
+    return tokenizer
+
+
+def _needs_remote_code(err: BaseException) -> bool:
+    text = str(err)
+    return "trust_remote_code" in text or "contains custom code" in text
+
+
+def _weights_error(name: str, err: BaseException) -> DirectNERError:
+    """The DirectNERError for an exception from AutoModelForTokenClassification.from_pretrained."""
+    chain = _exception_chain(err)
+    text = "\n".join(str(e) for e in chain)
+    if _needs_remote_code(err):
+        return DirectNERError(Errors.E018.format(name=name))
+    if any("Unpickl" in type(e).__name__ or "pickle" in type(e).__module__ for e in chain) or "weights_only" in text:
+        unsafe = [line.strip() for line in text.splitlines() if "Unsupported global" in line]
+        reason = "torch refused to unpickle it in weights_only mode"
+        if unsafe:
+            reason += f" ({unsafe[-1].split(' was not')[0]} would run code)"
+        return DirectNERError(Errors.E010.format(name=name, reason=reason))
+    mismatch = [line.strip() for line in text.splitlines() if "size mismatch" in line]
+    if mismatch:
+        return DirectNERError(Errors.E015.format(name=name, detail=mismatch[0].rstrip(".")))
+    if "Unrecognized configuration class" in text:
+        return DirectNERError(
+            Errors.E004.format(name=name, architectures="of a model type that has no token-classification class in transformers")
+        )
+    return DirectNERError(Errors.E017.format(name=name, reason=f"{type(err).__name__}: {_first_line(err)}"))
+
+
+def _exception_chain(err: BaseException) -> list:
+    chain, seen = [], set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    return chain
 
 
 def _check_token_classifier(name: str, config) -> None:
     architectures = getattr(config, "architectures", None) or []
     if architectures and not any(arch.endswith("ForTokenClassification") for arch in architectures):
         raise DirectNERError(Errors.E004.format(name=name, architectures=architectures))
+
+
+def _check_label_ids(name: str, config) -> None:
+    ids = sorted(int(i) for i in (getattr(config, "id2label", None) or {}))
+    if ids != list(range(len(ids))):
+        raise DirectNERError(
+            Errors.E015.format(name=name, detail=f"id2label has ids {ids}, not 0..{len(ids) - 1}")
+        )
 
 
 def _check_head_trained(name: str, model, info: dict) -> None:

@@ -7,7 +7,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Un
 import numpy as np
 import srsly
 from spacy.language import Language
-from spacy.pipeline import Pipe
+from spacy.pipeline import Pipe, Sentencizer
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.util import make_tempdir, minibatch
 from spacy.util import from_disk as util_from_disk
@@ -19,16 +19,16 @@ from .errors import ADD_PIPE_EXAMPLE, DirectNERError, Errors
 from .inference import PRECISIONS, TokenClassifierRunner
 from .labels import LabelScheme, map_types
 from .loading import load_token_classifier, resolve_device
-from .windows import sentence_windows, strided_windows
+from .windows import WINDOW_MODES, sentence_windows, strided_windows
 
 DEFAULT_CONFIG = {
     "model": None,
     "revision": None,
     "forward_batch_size": 32,
     "forward_batch_tokens": 8192,
-    "window_size": 64,
-    "window_overlap": 32,
-    "use_sentences": True,
+    "window_size": 128,
+    "window_overlap": 64,
+    "window_mode": "sentences",
     "max_sentences_per_window": 1,
     "aggregation": "first",
     "alignment_mode": "expand",
@@ -58,7 +58,7 @@ def make_direct_ner(
     forward_batch_tokens: int,
     window_size: int,
     window_overlap: int,
-    use_sentences: bool,
+    window_mode: str,
     max_sentences_per_window: int,
     aggregation: str,
     alignment_mode: str,
@@ -79,8 +79,9 @@ class DirectNER(Pipe):
     """Writes a pretrained token classifier's entities to doc.ents, no training needed.
 
     The model loads on first use (or in `initialize`). Each Doc's text is cut
-    into sub-word windows (whole sentences when the Doc has them, otherwise
-    overlapping strides), all windows of a batch of Docs run through the model
+    into sub-word windows (by default one sentence each: the Doc's own
+    sentences, or where it has none, spaCy's sentencizer rules applied without
+    touching the Doc; over-long sentences in overlapping strides), all windows of a batch of Docs run through the model
     together, and the probabilities are aligned to spaCy tokens and decoded
     with the label scheme's constraints.
     """
@@ -94,6 +95,7 @@ class DirectNER(Pipe):
         self.scorer = scorer
         _validate_settings(self.cfg)
         self.timings: Dict[str, float] = defaultdict(float)
+        self._sentencizer = Sentencizer()
         self._source: Union[str, Path] = str(model)
         self._local_only = False
         self._model = None
@@ -165,11 +167,17 @@ class DirectNER(Pipe):
     def _windows(self, doc: Doc, subword_starts: np.ndarray, max_length: int) -> List[Tuple[int, int, int, int]]:
         size = min(self.cfg["window_size"], max_length)
         overlap = min(self.cfg["window_overlap"], size // 2)
-        if self.cfg["use_sentences"] and doc.has_annotation("SENT_START"):
-            sentence_chars = [sent.start_char for sent in doc.sents]
-            starts = np.searchsorted(subword_starts, sentence_chars, side="left")
-            return sentence_windows(starts, len(subword_starts), size, overlap, self.cfg["max_sentences_per_window"])
-        return strided_windows(0, len(subword_starts), size, overlap)
+        if self.cfg["window_mode"] == "strided":
+            return strided_windows(0, len(subword_starts), size, overlap)
+        starts = np.searchsorted(subword_starts, self._sentence_start_chars(doc), side="left")
+        return sentence_windows(starts, len(subword_starts), size, overlap, self.cfg["max_sentences_per_window"])
+
+    def _sentence_start_chars(self, doc: Doc) -> List[int]:
+        """The Doc's sentence starts, or the sentencizer's guesses (not written to the Doc)."""
+        if doc.has_annotation("SENT_START"):
+            return [sent.start_char for sent in doc.sents]
+        guesses = self._sentencizer.predict([doc])[0]
+        return [token.idx for token, starts in zip(doc, guesses) if starts]
 
     def _decode(self, doc: Doc, offsets: np.ndarray, probs: np.ndarray) -> List[Tuple[int, int, str, float]]:
         alignment = align_doc(doc, offsets, self.cfg["alignment_mode"])
@@ -261,6 +269,7 @@ def _validate_settings(cfg: dict) -> None:
         "aggregation": AGGREGATIONS,
         "alignment_mode": ALIGNMENT_MODES,
         "precision": tuple(PRECISIONS),
+        "window_mode": WINDOW_MODES,
     }
     for key, options in choices.items():
         if cfg[key] not in options:

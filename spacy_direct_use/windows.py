@@ -10,6 +10,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 Window = Tuple[int, int, int, int]
+WINDOW_MODES = ("sentences", "strided")
 
 
 def strided_windows(start: int, end: int, size: int, overlap: int) -> List[Window]:
