@@ -199,3 +199,12 @@ def test_component_is_registered_by_entry_point():
     names = [ep.name for ep in entry_points(group="spacy_factories")]
     assert "direct_ner" in names
     assert isinstance(spacy.blank("en").add_pipe("direct_ner", config={"model": "x/y"}), DirectNER)
+
+
+@pytest.mark.parametrize("window_mode", ["sentences", "strided"])
+def test_window_modes_find_entities_and_leave_sentences_unset(bert_dir, window_mode):
+    nlp = make_nlp(bert_dir, window_mode=window_mode, window_size=8, window_overlap=4)
+    text = "I saw the cat . " * 20 + TEXT
+    doc = nlp(text)
+    assert ents(doc)[-3:] == EXPECTED
+    assert not doc.has_annotation("SENT_START")  # guessed sentences are not written to the Doc
