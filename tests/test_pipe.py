@@ -208,3 +208,13 @@ def test_window_modes_find_entities_and_leave_sentences_unset(bert_dir, window_m
     doc = nlp(text)
     assert ents(doc)[-3:] == EXPECTED
     assert not doc.has_annotation("SENT_START")  # guessed sentences are not written to the Doc
+
+
+def test_bf16_autocast_on_cpu_gives_same_entities(bert_dir):
+    assert ents(make_nlp(bert_dir, precision="bf16", device="cpu")(TEXT)) == EXPECTED
+
+
+def test_follows_thincs_device_by_default(bert_dir):
+    nlp = make_nlp(bert_dir)
+    nlp.initialize()
+    assert nlp.get_pipe("direct_ner")._runner.device.type == "cpu"
