@@ -10,6 +10,18 @@ from tokenizers import Tokenizer
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def _single_threaded_after_fork() -> None:
+    """In a forked child (nlp.pipe(n_process=...)), run torch single-threaded: the
+    parent's OpenMP pool does not survive fork, and entering a parallel region on
+    it deadlocks. This must hold before the child's first torch op, whether the
+    model was loaded in the parent or loads lazily in the child."""
+    torch.set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_single_threaded_after_fork)
+
+
 class TokenClassifierRunner:
     """Runs a Hugging Face token classifier over many windows at once.
 
@@ -26,7 +38,6 @@ class TokenClassifierRunner:
         self.prefix, self.suffix = special_tokens(tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.max_length = model_max_length(model, tokenizer)
-        self._pid = os.getpid()
 
     @property
     def content_length(self) -> int:
@@ -35,7 +46,6 @@ class TokenClassifierRunner:
 
     def predict(self, sequences: Sequence[np.ndarray], batch_size: int, batch_tokens: int) -> List[np.ndarray]:
         """Probabilities (len(seq), n_labels) for each id sequence."""
-        self._guard_forked_threads()
         outputs: List[np.ndarray] = [None] * len(sequences)  # type: ignore[list-item]
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
         for batch in length_batches(order, [len(s) for s in sequences], batch_size, batch_tokens):
@@ -69,13 +79,6 @@ class TokenClassifierRunner:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
-
-    def _guard_forked_threads(self) -> None:
-        """In a forked worker (nlp.pipe(n_process=...)), run torch single-threaded:
-        the parent's intra-op thread pool does not survive fork and would deadlock."""
-        if os.getpid() != self._pid:
-            torch.set_num_threads(1)
-            self._pid = os.getpid()
 
 
 def length_batches(order: List[int], lengths: List[int], batch_size: int, batch_tokens: int) -> List[List[int]]:

@@ -10,6 +10,7 @@ from transformers.utils import logging as hf_logging
 
 from .errors import DirectNERError, Errors
 
+
 def load_token_classifier(
     name: Union[str, Path],
     revision: Optional[str] = None,
@@ -115,7 +116,7 @@ def _from_pretrained(cls, name: str, revision=None, local: bool = False, **kwarg
     except Exception as err:  # noqa: BLE001 - every failure becomes a DirectNERError
         if _needs_remote_code(err):
             raise DirectNERError(Errors.E018.format(name=name)) from None
-        if isinstance(err, ValueError) and not local:  # e.g. a model type transformers does not know
+        if isinstance(err, ValueError):  # e.g. a model type this transformers does not know
             raise DirectNERError(
                 Errors.E004.format(name=name, architectures=f"unsupported ({_first_line(err)})")
             ) from None
@@ -202,6 +203,7 @@ def _check_head_trained(name: str, model, info: dict) -> None:
         )
 
 
-def _first_line(err: BaseException) -> str:
+def _first_line(err: BaseException, limit: int = 300) -> str:
     text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    line = text.splitlines()[0].rstrip(".") if text else type(err).__name__
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

@@ -187,8 +187,11 @@ class DirectNER(Pipe):
         token_probs = aggregate(probs, alignment, self.cfg["aggregation"])
         path = viterbi(token_probs, self._scheme)
         labels = map_types(self._scheme.entity_types, self.cfg["label_map"])
+        spans = extract_entities(path, token_probs, self._scheme)
+        if self.cfg["alignment_mode"] == "expand":
+            spans = _join_cut_subwords(spans, alignment)
         entities = []
-        for start, end, type_id, confidence in extract_entities(path, token_probs, self._scheme):
+        for start, end, type_id, confidence in spans:
             label = labels[self._scheme.entity_types[type_id]]
             first, last = int(tokens[start]), int(tokens[end - 1])
             if not label or confidence < self.cfg["threshold"]:
@@ -257,6 +260,27 @@ class DirectNER(Pipe):
             raise DirectNERError(Errors.E012.format(path=path))
         self._source, self._local_only = path, True
         self._model = self._tokenizer = self._runner = self._scheme = None
+
+
+def _join_cut_subwords(spans: List[Tuple[int, int, int, float]], alignment) -> List[Tuple[int, int, int, float]]:
+    """Join consecutive entities of one type whose boundary falls inside a sub-word.
+
+    A sub-word that covers several tokens ('angela' over "Ang" + "ela") gives each of
+    them its label, so its B- tag would otherwise start an entity on every piece.
+    Spans are in aligned-token indices; confidences are averaged by length.
+    """
+    group_starts, subwords = alignment.group_starts, alignment.pair_subword
+    joined: List[Tuple[int, int, int, float]] = []
+    for start, end, type_id, confidence in spans:
+        if joined and start > 0:
+            prev_start, prev_end, prev_type, prev_confidence = joined[-1]
+            cut = subwords[group_starts[start]] == subwords[group_starts[start] - 1]
+            if cut and prev_end == start and prev_type == type_id:
+                n_prev, n = prev_end - prev_start, end - start
+                joined[-1] = (prev_start, end, type_id, (prev_confidence * n_prev + confidence * n) / (n_prev + n))
+                continue
+        joined.append((start, end, type_id, confidence))
+    return joined
 
 
 def _cut_inside_subword(shares_left: np.ndarray, first: int, last: int) -> bool:

@@ -1,0 +1,621 @@
+#!/usr/bin/env python
+"""Benchmark direct_ner's speed and memory against a bare forward-pass floor,
+the transformers token-classification pipeline and (--peers) other spaCy wrappers.
+
+Every system sees the same Docs (gold words and spaces) in one process with the
+same torch thread count. All systems are warmed up, then timed in interleaved
+rounds (`--repeats`); the best round counts.
+
+  python scripts/benchmark.py --model PATH --conll-file eng.testb \
+      [--granularity sentence|article|both] [--batch-sizes 8,32,64] [--gpu-id -1] \
+      [--precision fp32|bf16|fp16] [--max-docs N] [--stream-words 1000000] \
+      [--repeats 2] [--peers] [--gold-sents]
+"""
+import argparse
+import gc
+import os
+import resource
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import cycle
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import psutil
+import spacy
+import torch
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout works uninstalled
+from spacy_direct_use.conll import read_docs  # noqa: E402
+
+GRANULARITIES = ("sentence", "article")
+STAGES = ("tokenize", "forward", "decode", "annotate")
+HF_STRIDE = 16  # overlap for texts longer than the model: transformers' pipeline truncates without it
+STREAM_CHECKPOINT_WORDS = 10_000
+
+
+# -- data -------------------------------------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    """Gold words and spaces of a list of Docs, to build fresh Docs or texts from."""
+
+    name: str
+    words: List[List[str]]
+    spaces: List[List[bool]]
+    sent_starts: Optional[List[List[bool]]] = None
+    texts: List[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.texts = [
+            "".join(w + (" " if s else "") for w, s in zip(words, spaces))
+            for words, spaces in zip(self.words, self.spaces)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    @property
+    def n_words(self) -> int:
+        return sum(len(words) for words in self.words)
+
+    def doc(self, vocab: Vocab, i: int) -> Doc:
+        """A fresh Doc for item i: words and spaces (and gold sentence starts if kept)."""
+        sents = self.sent_starts[i] if self.sent_starts is not None else None
+        return Doc(vocab, words=self.words[i], spaces=self.spaces[i], sent_starts=sents)
+
+    def docs(self, vocab: Vocab) -> List[Doc]:
+        return [self.doc(vocab, i) for i in range(len(self))]
+
+    def head(self, n: int) -> "Corpus":
+        sents = self.sent_starts[:n] if self.sent_starts is not None else None
+        return Corpus(self.name, self.words[:n], self.spaces[:n], sents)
+
+
+def read_gold(path: Path, granularity: str, max_docs: int = 0, vocab: Optional[Vocab] = None) -> List[Doc]:
+    """Gold Docs of a CoNLL-2003 file, one per sentence or article; the first `max_docs` if > 0."""
+    docs = read_docs(path, vocab or Vocab(), granularity=granularity)
+    return docs[:max_docs] if max_docs > 0 else docs
+
+
+def load_corpus(path: Path, granularity: str, max_docs: int = 0, gold_sents: bool = False) -> Corpus:
+    """The gold words and spaces (and optionally sentence starts) of a CoNLL-2003 file."""
+    return corpus_of(granularity, read_gold(path, granularity, max_docs), gold_sents)
+
+
+def corpus_of(name: str, golds: Sequence[Doc], gold_sents: bool = False) -> Corpus:
+    """The words and spaces (and optionally sentence starts) of gold Docs."""
+    return Corpus(
+        name,
+        [[t.text for t in doc] for doc in golds],
+        [[bool(t.whitespace_) for t in doc] for doc in golds],
+        [[bool(t.is_sent_start) for t in doc] for doc in golds] if gold_sents else None,
+    )
+
+
+def doc_stream(corpus: Corpus, vocab: Vocab, n_words: int) -> Iterator[Doc]:
+    """Fresh Docs cycling through the corpus until n_words words; keeps none of them."""
+    produced = 0
+    for i in cycle(range(len(corpus))):
+        if produced >= n_words:
+            return
+        produced += len(corpus.words[i])
+        yield corpus.doc(vocab, i)
+
+
+# -- environment ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where and in which precision the models run."""
+
+    gpu_id: int = -1
+    precision: str = "fp32"
+
+    @property
+    def target(self) -> torch.device:
+        return torch.device(f"cuda:{self.gpu_id}") if self.gpu_id >= 0 else torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
+
+    def sync(self) -> None:
+        if self.gpu_id >= 0:
+            torch.cuda.synchronize(self.target)
+
+
+def setup_device(gpu_id: int, precision: str) -> Device:
+    """Select the GPU for spaCy/thinc and torch (CPU when gpu_id < 0)."""
+    if gpu_id >= 0:
+        torch.cuda.set_device(gpu_id)
+        try:
+            spacy.require_gpu(gpu_id)
+        except ValueError as err:  # thinc needs cupy; direct_ner then gets device= explicitly
+            print(f"note: spacy.require_gpu({gpu_id}) failed ({err}); passing device to direct_ner")
+    return Device(gpu_id, precision)
+
+
+def setup_threads(n_threads: int) -> int:
+    """Use n_threads torch threads (0: all usable cores); returns the number used."""
+    n = n_threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(n)
+    return n
+
+
+def rss_mib() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def max_rss_mib() -> float:
+    """Peak RSS of the whole process so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class RssPeak:
+    """Samples this process's RSS in a background thread; `.peak` is the max seen (MiB)."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.peak = rss_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, rss_mib())
+
+    def __enter__(self) -> "RssPeak":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mib())
+
+
+# -- systems ----------------------------------------------------------------------------
+
+
+class ForwardCounter:
+    """Counts a torch model's forward calls and padded input tokens: the work done,
+    which (unlike wall time on a shared machine) is free of noise."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.calls = self.tokens = 0
+        model.register_forward_pre_hook(self._count, with_kwargs=True)
+
+    def _count(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        if input_ids is not None:
+            self.calls += 1
+            self.tokens += input_ids.numel()
+
+    def reset(self) -> None:
+        self.calls = self.tokens = 0
+
+
+@lru_cache(maxsize=None)
+def forward_counter(model: torch.nn.Module) -> ForwardCounter:
+    """One counter per model (systems sharing a model share it; they never run at once)."""
+    return ForwardCounter(model)
+
+
+@dataclass
+class System:
+    """Something to time: `prepare` makes its inputs (untimed), `run` processes them (timed)."""
+
+    name: str
+    prepare: Callable[[Corpus], Any]
+    run: Callable[[Any], None]
+    model: torch.nn.Module  # the transformer it runs, to count forward work
+    timings: Optional[Dict[str, float]] = None  # direct_ner's per-stage seconds, cleared per round
+
+
+@lru_cache(maxsize=None)
+def load_hf(model_path: str, device: Device) -> Tuple[Any, Any]:
+    """(fast tokenizer, token classifier) on the device, in eval mode and the device's dtype."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path, use_fast=True)
+    model = AutoModelForTokenClassification.from_pretrained(model_path)
+    return tokenizer, model.to(device.target, dtype=device.dtype).eval()
+
+
+def floor_system(model_path: str, batch_size: int, device: Device) -> System:
+    """(a) Fast tokenizer + forward pass + argmax: length-sorted batches, dynamic padding,
+    no alignment. Texts longer than the model are cut into non-overlapping windows."""
+    tokenizer, model = load_hf(model_path, device)
+    prefix = tokenizer.build_inputs_with_special_tokens([])  # e.g. [CLS, SEP]
+    n_special = len(prefix)
+    max_content = min(tokenizer.model_max_length, model.config.max_position_embeddings) - n_special
+    pad_id = tokenizer.pad_token_id or 0
+
+    def run(texts: List[str]) -> None:
+        encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        windows = [ids[i : i + max_content] for ids in encoded for i in range(0, len(ids), max_content)]
+        windows.sort(key=len)
+        with torch.inference_mode():
+            for start in range(0, len(windows), batch_size):
+                batch = [tokenizer.build_inputs_with_special_tokens(w) for w in windows[start : start + batch_size]]
+                input_ids = torch.full((len(batch), len(batch[-1])), pad_id, dtype=torch.long)
+                mask = torch.zeros_like(input_ids)
+                for row, ids in enumerate(batch):
+                    input_ids[row, : len(ids)] = torch.tensor(ids)
+                    mask[row, : len(ids)] = 1
+                logits = model(input_ids=input_ids.to(device.target), attention_mask=mask.to(device.target)).logits
+                logits.argmax(-1).cpu()
+
+    return System("floor", lambda corpus: corpus.texts, run, model)
+
+
+def hf_pipeline_system(model_path: str, batch_size: int, device: Device, strategy: str) -> System:
+    """(c) transformers' token-classification pipeline on the texts (stride for long texts)."""
+    from transformers import pipeline
+
+    tokenizer, model = load_hf(model_path, device)
+    hf = pipeline(
+        "token-classification",
+        model=model,
+        tokenizer=tokenizer,
+        aggregation_strategy=strategy,
+        stride=HF_STRIDE,
+        device=device.target,
+    )
+
+    def run(texts: List[str]) -> None:
+        for _ in hf(texts, batch_size=batch_size):
+            pass
+
+    return System(f"hf-pipeline[{strategy}]", lambda corpus: corpus.texts, run, model)
+
+
+def spacy_system(
+    name: str, nlp: Language, model: torch.nn.Module, pipe_batch_size: int, timings: Optional[Dict[str, float]] = None
+) -> System:
+    """A spaCy pipeline run with nlp.pipe over fresh Docs (built untimed)."""
+
+    def run(docs: List[Doc]) -> None:
+        for _ in nlp.pipe(docs, batch_size=pipe_batch_size):
+            pass
+
+    return System(name, lambda corpus: corpus.docs(nlp.vocab), run, model, timings)
+
+
+def direct_ner_nlp(model_path: str, batch_size: int, device: Device) -> Language:
+    """A blank English pipeline with direct_ner, model loaded."""
+    import spacy_direct_use  # noqa: F401  (registers the factory without the entry point)
+
+    config: Dict[str, Any] = {"model": model_path, "forward_batch_size": batch_size, "precision": device.precision}
+    if device.gpu_id >= 0:
+        config["device"] = str(device.target)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_ner", config=config)
+    nlp.initialize()
+    return nlp
+
+
+def direct_ner_system(model_path: str, batch_size: int, device: Device, pipe_batch_size: int) -> System:
+    """(b) direct_ner through nlp.pipe with forward_batch_size = batch_size."""
+    nlp = direct_ner_nlp(model_path, batch_size, device)
+    pipe = nlp.get_pipe("direct_ner")
+    return spacy_system("direct_ner", nlp, pipe._model, pipe_batch_size, pipe.timings)
+
+
+def hf_token_pipe_nlp(model_path: str, batch_size: int, strategy: str) -> Language:
+    """spacy-huggingface-pipelines' hf_token_pipe; its HF pipeline batches batch_size texts."""
+    import spacy_huggingface_pipelines  # noqa: F401
+
+    nlp = spacy.blank("en")
+    config = {"model": model_path, "aggregation_strategy": strategy, "kwargs": {"batch_size": batch_size}}
+    nlp.add_pipe("hf_token_pipe", config=config)
+    return nlp
+
+
+def spacy_wrap_nlp(model_path: str, batch_size: int) -> Language:
+    """spacy-wrap's token_classification_transformer: 128-wordpiece windows, batches of
+    at most batch_size * 128 padded wordpieces, "first" aggregation."""
+    import spacy_wrap  # noqa: F401
+
+    nlp = spacy.blank("en")
+    config = {"model": {"name": model_path}, "aggregation_strategy": "first", "max_batch_items": 128 * batch_size}
+    nlp.add_pipe("token_classification_transformer", config=config)
+    return nlp
+
+
+def peer_model(nlp: Language) -> torch.nn.Module:
+    """The torch model inside a peer wrapper (private attributes: benchmark use only)."""
+    pipe = nlp.pipeline[0][1]
+    if hasattr(pipe, "hf_pipeline"):  # hf_token_pipe
+        return pipe.hf_pipeline.model
+    return pipe.model.layers[0].shims[0]._model  # spacy-wrap's thinc PyTorchShim
+
+
+PEERS: Dict[str, Callable[[str, int], Language]] = {
+    "hf_token_pipe[simple]": lambda path, b: hf_token_pipe_nlp(path, b, "simple"),
+    "hf_token_pipe[first]": lambda path, b: hf_token_pipe_nlp(path, b, "first"),
+    "spacy-wrap[first]": spacy_wrap_nlp,
+}
+
+
+def peer_system(name: str, nlp: Language, pipe_batch_size: int) -> System:
+    return spacy_system(name, nlp, peer_model(nlp), pipe_batch_size)
+
+
+def build_systems(args: argparse.Namespace, batch_size: int, device: Device) -> List[System]:
+    """All systems for one batch size, skipping (with a note) those that cannot load."""
+    builders: List[Tuple[str, Callable[[], System]]] = [
+        ("floor", lambda: floor_system(args.model, batch_size, device)),
+        ("direct_ner", lambda: direct_ner_system(args.model, batch_size, device, args.pipe_batch_size)),
+        ("hf-pipeline[first]", lambda: hf_pipeline_system(args.model, batch_size, device, "first")),
+        ("hf-pipeline[simple]", lambda: hf_pipeline_system(args.model, batch_size, device, "simple")),
+    ]
+    if args.peers:
+        for name, make_nlp in PEERS.items():
+            builders.append(
+                (name, lambda name=name, make_nlp=make_nlp: peer_system(name, make_nlp(args.model, batch_size), args.pipe_batch_size))
+            )
+    systems = []
+    for name, build in builders:
+        if args.systems and name not in args.systems:
+            continue
+        try:
+            systems.append(build())
+        except ImportError as err:
+            print(f"note: skipping {name}: {err}")
+    return systems
+
+
+# -- measuring --------------------------------------------------------------------------
+
+
+@dataclass
+class Round:
+    seconds: float
+    peak_rss: float
+    timings: Dict[str, float]
+    forward_calls: int
+    padded_tokens: int
+
+
+@dataclass
+class Result:
+    system: str
+    n_words: int
+    rounds: List[Round]
+
+    @property
+    def best(self) -> Round:
+        return min(self.rounds, key=lambda r: r.seconds)
+
+    @property
+    def words_per_second(self) -> float:
+        return self.n_words / self.best.seconds
+
+
+def time_round(system: System, corpus: Corpus, device: Device) -> Round:
+    """Time one pass of the system over the whole corpus."""
+    inputs = system.prepare(corpus)
+    if system.timings is not None:
+        system.timings.clear()
+    counter = forward_counter(system.model)
+    counter.reset()
+    gc.collect()
+    with RssPeak() as rss:
+        start = time.perf_counter()
+        system.run(inputs)
+        device.sync()
+        seconds = time.perf_counter() - start
+    return Round(seconds, rss.peak, dict(system.timings or {}), counter.calls, counter.tokens)
+
+
+def measure(systems: Sequence[System], corpus: Corpus, device: Device, repeats: int, warmup_docs: int) -> List[Result]:
+    """Warm every system up, then time them in `repeats` interleaved rounds."""
+    for system in systems:
+        system.run(system.prepare(corpus.head(warmup_docs)))
+    device.sync()
+    results = [Result(system.name, corpus.n_words, []) for system in systems]
+    for k in range(repeats):
+        for system, result in zip(systems, results):
+            result.rounds.append(time_round(system, corpus, device))
+            progress = f"[{corpus.name} round {k + 1}/{repeats}] {system.name}: {result.rounds[-1].seconds:.1f}s"
+            print(progress, file=sys.stderr, flush=True)
+    return results
+
+
+def stream_memory(nlp: Language, corpus: Corpus, n_words: int, pipe_batch_size: int) -> Dict[str, Any]:
+    """Stream n_words words of fresh Docs through nlp.pipe, keeping nothing, and sample RSS."""
+    samples: List[Tuple[int, float]] = [(0, rss_mib())]
+    sample_every = max(n_words // 20, 1_000)
+    seen, next_sample, peak_at_checkpoint = 0, sample_every, None
+    start = time.perf_counter()
+    with RssPeak() as rss:
+        for doc in nlp.pipe(doc_stream(corpus, nlp.vocab, n_words), batch_size=pipe_batch_size):
+            seen += len(doc)
+            if peak_at_checkpoint is None and seen >= STREAM_CHECKPOINT_WORDS:
+                peak_at_checkpoint = rss.peak
+            if seen >= next_sample:
+                samples.append((seen, rss_mib()))
+                next_sample += sample_every
+        del doc
+    seconds = time.perf_counter() - start
+    return {
+        "words": seen,
+        "seconds": seconds,
+        "peak_at_checkpoint": peak_at_checkpoint if peak_at_checkpoint is not None else rss.peak,
+        "peak_end": rss.peak,
+        "samples": samples,
+    }
+
+
+# -- reporting --------------------------------------------------------------------------
+
+
+def ratio(a: Optional[Result], b: Optional[Result]) -> str:
+    return f"{a.words_per_second / b.words_per_second:.2f}" if a and b else "-"
+
+
+def by_name(results: Sequence[Result]) -> Dict[str, Result]:
+    return {r.system: r for r in results}
+
+
+def format_block(results: Sequence[Result], corpus: Corpus, batch_size: int) -> str:
+    """One table for one (granularity, batch size): words/s, ratios, rounds, peak RSS."""
+    named = by_name(results)
+    floor, direct = named.get("floor"), named.get("direct_ner")
+    lines = [
+        f"\n== {corpus.name} docs: {len(corpus)} docs, {corpus.n_words} words; B={batch_size} ==",
+        f"{'system':<22} {'words/s':>9} {'x floor':>8} {'direct/x':>9} {'rounds (s)':>18} {'peak RSS MiB':>13}"
+        f" {'forwards':>9} {'padded tok/word':>16}",
+    ]
+    for r in results:
+        rounds = ",".join(f"{x.seconds:.2f}" for x in r.rounds)
+        lines.append(
+            f"{r.system:<22} {r.words_per_second:>9.0f} {ratio(r, floor):>8} {ratio(direct, r):>9} "
+            f"{rounds:>18} {r.best.peak_rss:>13.0f} {r.best.forward_calls:>9} {r.best.padded_tokens / r.n_words:>16.2f}"
+        )
+    if direct and direct.best.timings:
+        lines.append(format_breakdown(direct.best))
+    return "\n".join(lines)
+
+
+def format_breakdown(best: Round) -> str:
+    """direct_ner's per-stage seconds (its `timings`) as shares of the timed wall clock."""
+    parts = [f"{stage} {best.timings.get(stage, 0.0):.2f}s ({100 * best.timings.get(stage, 0.0) / best.seconds:.0f}%)" for stage in STAGES]
+    other = best.seconds - sum(best.timings.values())
+    extra = sorted(set(best.timings) - set(STAGES))
+    parts += [f"{k} {best.timings[k]:.2f}s" for k in extra]
+    parts.append(f"outside the component {other:.2f}s ({100 * other / best.seconds:.0f}%)")
+    return "direct_ner breakdown: " + ", ".join(parts)
+
+
+def format_summary(rows: Sequence[Tuple[str, int, List[Result]]]) -> str:
+    """words/s of floor (a), direct_ner (b), HF pipeline (c) and the ratios b/a, b/c."""
+    cols = ("floor", "direct_ner", "hf-pipeline[first]", "hf-pipeline[simple]")
+    lines = [
+        "\n== summary (words/s; a = floor, b = direct_ner, c = transformers pipeline) ==",
+        f"{'granularity':<11} {'B':>4} {'a floor':>9} {'b direct':>9} {'c first':>9} {'c simple':>9} "
+        f"{'b/a':>6} {'b/c1st':>7} {'b/c_smp':>7}",
+    ]
+    for name, batch_size, results in rows:
+        named = by_name(results)
+        speeds = [f"{named[c].words_per_second:>9.0f}" if c in named else f"{'-':>9}" for c in cols]
+        b = named.get("direct_ner")
+        ratios = [ratio(b, named.get(c)) for c in cols[:1] + cols[2:]]
+        lines.append(f"{name:<11} {batch_size:>4} {' '.join(speeds)} {ratios[0]:>6} {ratios[1]:>7} {ratios[2]:>7}")
+    return "\n".join(lines)
+
+
+def format_stream(report: Dict[str, Any], corpus: Corpus) -> str:
+    growth = report["peak_end"] - report["peak_at_checkpoint"]
+    flat = growth <= max(32.0, 0.05 * report["peak_at_checkpoint"])
+    samples = " ".join(f"{w // 1000}k:{m:.0f}" for w, m in report["samples"])
+    return (
+        f"\n== memory: {report['words']} words of fresh {corpus.name} Docs streamed through direct_ner "
+        f"({report['words'] / report['seconds']:.0f} words/s) ==\n"
+        f"peak RSS after {STREAM_CHECKPOINT_WORDS // 1000}k words: {report['peak_at_checkpoint']:.0f} MiB; "
+        f"at the end: {report['peak_end']:.0f} MiB; growth {growth:+.0f} MiB -> {'flat' if flat else 'GROWING'}\n"
+        f"RSS samples (words:MiB): {samples}"
+    )
+
+
+# -- CLI --------------------------------------------------------------------------------
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Options shared with scripts/peers.py."""
+    parser.add_argument("--model", required=True, help="Hugging Face token classifier (path or name)")
+    parser.add_argument("--conll-file", required=True, type=Path, help="CoNLL-2003 file, e.g. eng.testb")
+    parser.add_argument("--granularity", choices=GRANULARITIES + ("both",), default="both")
+    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU id, -1 for CPU")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument("--max-docs", type=int, default=0, help="Use the first N docs per granularity (0: all)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all usable cores)")
+    parser.add_argument("--pipe-batch-size", type=int, default=1000, help="Docs per nlp.pipe batch")
+    parser.add_argument("--gold-sents", action="store_true", help="Give the Docs gold sentence starts")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser)
+    parser.add_argument("--batch-sizes", default="32", help="Comma-separated forward batch sizes")
+    parser.add_argument("--repeats", type=int, default=2, help="Timed rounds per system (best counts)")
+    parser.add_argument("--stream-words", type=int, default=0, help="Stream N words through direct_ner for memory")
+    parser.add_argument("--peers", action="store_true", help="Also time spacy-huggingface-pipelines and spacy-wrap")
+    parser.add_argument("--systems", default="", help="Comma-separated subset of system names to run (default: all)")
+    args = parser.parse_args(argv)
+    args.systems = [s for s in args.systems.split(",") if s]
+    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    return args
+
+
+def granularities(choice: str) -> Tuple[str, ...]:
+    return GRANULARITIES if choice == "both" else (choice,)
+
+
+def quiet() -> None:
+    """Silence library chatter that would interleave with the tables."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def load_average() -> str:
+    """The machine's load (other processes make timings noisy; best-of-rounds only partly helps)."""
+    one, five, _ = os.getloadavg()
+    return f"load average now: {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
+
+
+def describe(args: argparse.Namespace, threads: int, device: Device) -> str:
+    import transformers
+
+    where = f"cuda:{device.gpu_id}" if device.gpu_id >= 0 else "cpu"
+    return (
+        f"device {where}, precision {device.precision}; torch {torch.__version__} with {threads} threads "
+        f"(set_num_threads, all systems; {os.cpu_count()} cores); transformers {transformers.__version__}, "
+        f"spacy {spacy.__version__}\nnlp.pipe batch_size {args.pipe_batch_size}; best of {args.repeats} "
+        f"interleaved rounds after warm-up; Docs from gold words/spaces"
+        f"{' + gold sentence starts' if args.gold_sents else ' (no sentence starts)'}; "
+        f"hf pipelines: stride {HF_STRIDE}"
+    )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    quiet()
+    threads = setup_threads(args.threads)
+    device = setup_device(args.gpu_id, args.precision)
+    print(describe(args, threads, device), flush=True)
+    print(load_average())
+    corpora = [load_corpus(args.conll_file, g, args.max_docs, args.gold_sents) for g in granularities(args.granularity)]
+    rows = []
+    for batch_size in args.batch_sizes:
+        systems = build_systems(args, batch_size, device)
+        for corpus in corpora:
+            results = measure(systems, corpus, device, args.repeats, warmup_docs=max(2 * batch_size, 32))
+            print(format_block(results, corpus, batch_size), flush=True)
+            rows.append((corpus.name, batch_size, results))
+        del systems
+        gc.collect()
+    print(format_summary(rows))
+    print(f"\nprocess peak RSS (ru_maxrss, all systems loaded together): {max_rss_mib():.0f} MiB")
+    print(load_average())
+    if args.stream_words:
+        corpus = corpora[0]
+        nlp = direct_ner_nlp(args.model, args.batch_sizes[0], device)
+        print(format_stream(stream_memory(nlp, corpus, args.stream_words, args.pipe_batch_size), corpus))
+
+
+if __name__ == "__main__":
+    main()
