@@ -4,12 +4,18 @@ the transformers token-classification pipeline and (--peers) other spaCy wrapper
 
 Every system sees the same Docs (gold words and spaces) in one process with the
 same torch thread count. All systems are warmed up, then timed in interleaved
-rounds (`--repeats`); the best round counts.
+rounds (`--repeats`); the best round counts. Each system's forward calls and
+padded tokens per word are counted too: unlike seconds, they do not depend on
+what else the machine is running.
 
   python scripts/benchmark.py --model PATH --conll-file eng.testb \
       [--granularity sentence|article|both] [--batch-sizes 8,32,64] [--gpu-id -1] \
       [--precision fp32|bf16|fp16] [--max-docs N] [--stream-words 1000000] \
-      [--repeats 2] [--peers] [--gold-sents]
+      [--repeats 2] [--peers] [--systems floor,direct_ner] [--gold-sents] \
+      [--threads 0] [--pipe-batch-size 1000]
+
+--peers needs spacy-huggingface-pipelines and spacy-wrap installed (keep them in a
+separate venv); peers that cannot be imported are skipped with a note.
 """
 import argparse
 import gc

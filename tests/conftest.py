@@ -134,19 +134,20 @@ def bert_dir(tmp_path_factory) -> Path:
     return make_lookup_model(tmp_path_factory.mktemp("bert") / "model", rules, "wordpiece")
 
 
+def _path_from_env(variable: str, what: str) -> Path:
+    value = os.environ.get(variable)
+    if not value:
+        pytest.skip(f"{variable} is not set: point it at {what} (.ci/run sets it from ../shared)")
+    return Path(value)
+
+
 @pytest.fixture(scope="session")
 def real_model_dir() -> Path:
-    """The real CoNLL-2003 model, from SPACY_DIRECT_USE_TEST_MODEL (set by .ci/run)."""
-    value = os.environ.get("SPACY_DIRECT_USE_TEST_MODEL")
-    if not value:
-        pytest.skip("SPACY_DIRECT_USE_TEST_MODEL is not set: point it at a token classifier such as ../shared/models/minilm-conll03")
-    return Path(value)
+    """The real CoNLL-2003 model, from SPACY_DIRECT_USE_TEST_MODEL."""
+    return _path_from_env("SPACY_DIRECT_USE_TEST_MODEL", "a token classifier such as ../shared/models/minilm-conll03")
 
 
 @pytest.fixture(scope="session")
 def conll_dir() -> Path:
-    """The CoNLL-2003 English files, from SPACY_DIRECT_USE_CONLL_DIR (set by .ci/run)."""
-    value = os.environ.get("SPACY_DIRECT_USE_CONLL_DIR")
-    if not value:
-        pytest.skip("SPACY_DIRECT_USE_CONLL_DIR is not set: point it at a directory with eng.testa and eng.testb")
-    return Path(value)
+    """The CoNLL-2003 English files, from SPACY_DIRECT_USE_CONLL_DIR."""
+    return _path_from_env("SPACY_DIRECT_USE_CONLL_DIR", "a directory with eng.testa and eng.testb")
