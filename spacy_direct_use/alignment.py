@@ -23,11 +23,11 @@ class TokenAlignment:
     pair_token: np.ndarray  # (P,) token index, non-decreasing
     shares_left: np.ndarray  # (n_tokens,) bool: a sub-word also covers the previous token
 
-    @property
-    def group_starts(self) -> np.ndarray:
-        """Index of each token's first pair."""
+    group_starts: np.ndarray = None  # (n_aligned,) index of each aligned token's first pair
+
+    def __post_init__(self) -> None:
         tokens = self.pair_token
-        return np.flatnonzero(np.concatenate(([True], tokens[1:] != tokens[:-1]))) if len(tokens) else tokens
+        self.group_starts = np.flatnonzero(np.concatenate(([True], tokens[1:] != tokens[:-1]))) if len(tokens) else tokens
 
     @property
     def tokens(self) -> np.ndarray:

@@ -49,8 +49,8 @@ def extract_entities(path: np.ndarray, probs: np.ndarray, scheme: LabelScheme) -
     inside = prefixes != OUTSIDE
     prev_prefix = np.concatenate(([OUTSIDE], prefixes[:-1]))
     prev_type = np.concatenate(([-1], type_ids[:-1]))
-    prev_closed = np.isin(prev_prefix, (OUTSIDE, END, SINGLE))
-    begins = inside & (np.isin(prefixes, (BEGIN, SINGLE)) | (prev_type != type_ids) | prev_closed)
+    prev_closed = (prev_prefix == OUTSIDE) | (prev_prefix == END) | (prev_prefix == SINGLE)
+    begins = inside & ((prefixes == BEGIN) | (prefixes == SINGLE) | (prev_type != type_ids) | prev_closed)
     starts = np.flatnonzero(begins)
     if len(starts) == 0:
         return []

@@ -8,6 +8,7 @@ import numpy as np
 import srsly
 from spacy.language import Language
 from spacy.pipeline import Pipe, Sentencizer
+from spacy.strings import get_string_id
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.util import make_tempdir, minibatch
 from spacy.util import from_disk as util_from_disk
@@ -19,7 +20,7 @@ from .errors import ADD_PIPE_EXAMPLE, DirectNERError, Errors
 from .inference import PRECISIONS, TokenClassifierRunner
 from .labels import LabelScheme, map_types
 from .loading import load_token_classifier, resolve_device
-from .windows import WINDOW_MODES, sentence_windows, strided_windows
+from .windows import WINDOW_MODES, guess_sentence_start_chars, sentence_windows, strided_windows
 
 DEFAULT_CONFIG = {
     "model": None,
@@ -95,7 +96,7 @@ class DirectNER(Pipe):
         self.scorer = scorer
         _validate_settings(self.cfg)
         self.timings: Dict[str, float] = defaultdict(float)
-        self._sentencizer = Sentencizer()
+        self._final_punct = np.array([get_string_id(c) for c in Sentencizer.default_punct_chars], dtype=np.uint64)
         self._source: Union[str, Path] = str(model)
         self._local_only = False
         self._model = None
@@ -172,12 +173,11 @@ class DirectNER(Pipe):
         starts = np.searchsorted(subword_starts, self._sentence_start_chars(doc), side="left")
         return sentence_windows(starts, len(subword_starts), size, overlap, self.cfg["max_sentences_per_window"])
 
-    def _sentence_start_chars(self, doc: Doc) -> List[int]:
-        """The Doc's sentence starts, or the sentencizer's guesses (not written to the Doc)."""
+    def _sentence_start_chars(self, doc: Doc) -> np.ndarray:
+        """The Doc's sentence starts, or guesses by spaCy's sentencizer rules (not written to the Doc)."""
         if doc.has_annotation("SENT_START"):
-            return [sent.start_char for sent in doc.sents]
-        guesses = self._sentencizer.predict([doc])[0]
-        return [token.idx for token, starts in zip(doc, guesses) if starts]
+            return np.array([sent.start_char for sent in doc.sents], dtype=np.int64)
+        return guess_sentence_start_chars(doc, self._final_punct)
 
     def _decode(self, doc: Doc, offsets: np.ndarray, probs: np.ndarray) -> List[Tuple[int, int, str, float]]:
         alignment = align_doc(doc, offsets, self.cfg["alignment_mode"])

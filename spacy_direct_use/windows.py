@@ -8,6 +8,8 @@ sub-word's prediction from the window where it is furthest from an edge.
 from typing import List, Sequence, Tuple
 
 import numpy as np
+from spacy.attrs import IDX, IS_PUNCT, ORTH
+from spacy.tokens import Doc
 
 Window = Tuple[int, int, int, int]
 WINDOW_MODES = ("sentences", "strided")
@@ -50,3 +52,20 @@ def sentence_windows(
     if pack_count:
         windows.append((pack_start, n_subwords, pack_start, n_subwords))
     return windows
+
+
+def guess_sentence_start_chars(doc: Doc, final_punct: np.ndarray) -> np.ndarray:
+    """Sentence starts (character offsets) by spaCy's Sentencizer rule, vectorised:
+    a sentence starts at the first non-punctuation token after a sentence-final one.
+
+    final_punct: the ORTH ids of the sentence-final characters.
+    """
+    if len(doc) == 0:
+        return np.zeros(0, dtype=np.int64)
+    attrs = doc.to_array([ORTH, IS_PUNCT, IDX])
+    is_final = np.isin(attrs[:, 0], final_punct)
+    words = np.flatnonzero(~(is_final | attrs[:, 1].astype(bool)))
+    finals_before = np.cumsum(is_final)[words]
+    after_final = np.diff(np.concatenate(([0], finals_before))) > 0
+    starts = np.union1d([0], words[after_final])
+    return attrs[starts, 2].astype(np.int64)

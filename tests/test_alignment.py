@@ -5,7 +5,10 @@ import spacy
 from spacy.tokens import Doc
 
 from spacy_direct_use.alignment import aggregate, align_doc
-from spacy_direct_use.windows import sentence_windows, strided_windows
+from spacy.pipeline import Sentencizer
+from spacy.strings import get_string_id
+
+from spacy_direct_use.windows import guess_sentence_start_chars, sentence_windows, strided_windows
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +106,22 @@ def test_sentence_windows_follow_sentences():
 def test_sentence_windows_pack_up_to_size():
     windows = sentence_windows([0, 5, 8, 20], 30, size=16, overlap=4, max_sentences=10)
     assert [(w[0], w[1]) for w in windows] == [(0, 8), (8, 20), (20, 30)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello there. I am here! Are you? \"Yes.\" (Fine.) OK",
+        ". Hello . . world ... and more",
+        "no punctuation at all",
+        "",
+        "U.S. officials met . . . then left.",
+        "一つ。二つ。 三つ",
+    ],
+)
+def test_sentence_guesses_match_spacys_sentencizer(text):
+    nlp = spacy.blank("en")
+    doc = nlp(text)
+    final = np.array([get_string_id(c) for c in Sentencizer.default_punct_chars], dtype=np.uint64)
+    expected = [doc[i].idx for i, start in enumerate(Sentencizer().predict([doc])[0]) if start]
+    assert guess_sentence_start_chars(doc, final).tolist() == expected
