@@ -10,7 +10,7 @@ from spacy.language import Language
 from spacy.pipeline import Pipe, Sentencizer
 from spacy.strings import get_string_id
 from spacy.tokens import Doc, Span, SpanGroup
-from spacy.util import make_tempdir, minibatch
+from spacy.util import make_tempdir
 from spacy.util import from_disk as util_from_disk
 from spacy.util import to_disk as util_to_disk
 
@@ -27,6 +27,7 @@ DEFAULT_CONFIG = {
     "revision": None,
     "forward_batch_size": 32,
     "forward_batch_tokens": 8192,
+    "buffer_words": 50000,
     "window_size": 128,
     "window_overlap": 64,
     "window_mode": "sentences",
@@ -57,6 +58,7 @@ def make_direct_ner(
     revision: Optional[str],
     forward_batch_size: int,
     forward_batch_tokens: int,
+    buffer_words: int,
     window_size: int,
     window_overlap: int,
     window_mode: str,
@@ -136,7 +138,9 @@ class DirectNER(Pipe):
         return self.set_annotations([doc], self.predict([doc]))[0]
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        for docs in minibatch(stream, size=batch_size):
+        """Annotate groups of at least `batch_size` Docs and `buffer_words` words: the
+        windows of a group are length-sorted together, so bigger groups pad less."""
+        for docs in _groups(stream, batch_size, self.cfg["buffer_words"]):
             yield from self.set_annotations(docs, self.predict(docs))
 
     def predict(self, docs: List[Doc]) -> List[List[Tuple[int, int, str, float]]]:
@@ -283,6 +287,19 @@ def _join_cut_subwords(spans: List[Tuple[int, int, int, float]], alignment) -> L
     return joined
 
 
+def _groups(stream: Iterable[Doc], min_docs: int, min_words: int) -> Iterator[List[Doc]]:
+    group: List[Doc] = []
+    words = 0
+    for doc in stream:
+        group.append(doc)
+        words += len(doc)
+        if len(group) >= min_docs and words >= min_words:
+            yield group
+            group, words = [], 0
+    if group:
+        yield group
+
+
 def _cut_inside_subword(shares_left: np.ndarray, first: int, last: int) -> bool:
     """Whether the span first..last starts or ends inside a sub-word."""
     return bool(shares_left[first] or (last + 1 < len(shares_left) and shares_left[last + 1]))
@@ -298,7 +315,7 @@ def _validate_settings(cfg: dict) -> None:
     for key, options in choices.items():
         if cfg[key] not in options:
             raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options=list(options), example=options[0]))
-    for key in ("forward_batch_size", "forward_batch_tokens", "window_size", "max_sentences_per_window"):
+    for key in ("forward_batch_size", "forward_batch_tokens", "buffer_words", "window_size", "max_sentences_per_window"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options="a positive integer", example=DEFAULT_CONFIG[key]))
     if not 0 <= cfg["window_overlap"] < cfg["window_size"]:
