@@ -14,7 +14,7 @@ Scores come from spaCy's NER scorer (`spacy.scorer.get_ner_prf`, what
 import argparse
 import time
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from spacy.language import Language
 from spacy.scorer import get_ner_prf

@@ -1,7 +1,7 @@
 """Load and check a Hugging Face token classifier, and pick the device it runs on."""
 import os
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
 import torch
 from thinc.util import get_torch_default_device
