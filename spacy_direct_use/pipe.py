@@ -105,6 +105,7 @@ class DirectNER(Pipe):
         self._tokenizer = None
         self._runner: Optional[TokenClassifierRunner] = None
         self._scheme: Optional[LabelScheme] = None
+        self._type_labels: List[Optional[str]] = []  # spaCy label per entity type id, after label_map
 
     # -- loading ---------------------------------------------------------------------
 
@@ -118,6 +119,8 @@ class DirectNER(Pipe):
                 self._source, self.cfg["revision"], self.cfg["trust_remote_code"], local_only=self._local_only
             )
             self._scheme = LabelScheme.from_id2label(model.config.id2label, name=str(self._source))
+            mapped = map_types(self._scheme.entity_types, self.cfg["label_map"])
+            self._type_labels = [mapped[t] for t in self._scheme.entity_types]
             device = resolve_device(self.cfg["device"])
             self._model, self._tokenizer = model.to(device), tokenizer
             self._runner = TokenClassifierRunner(model, tokenizer, device, self.cfg["precision"])
@@ -129,8 +132,7 @@ class DirectNER(Pipe):
         has loaded (first use or nlp.initialize()), so reading it never loads weights."""
         if self._scheme is None:
             return tuple()
-        mapped = map_types(self._scheme.entity_types, self.cfg["label_map"])
-        return tuple(sorted({label for label in mapped.values() if label}))
+        return tuple(sorted({label for label in self._type_labels if label}))
 
     # -- processing ------------------------------------------------------------------
 
@@ -190,13 +192,12 @@ class DirectNER(Pipe):
             return []
         token_probs = aggregate(probs, alignment, self.cfg["aggregation"])
         path = viterbi(token_probs, self._scheme)
-        labels = map_types(self._scheme.entity_types, self.cfg["label_map"])
         spans = extract_entities(path, token_probs, self._scheme)
         if self.cfg["alignment_mode"] == "expand":
             spans = _join_cut_subwords(spans, alignment)
         entities = []
         for start, end, type_id, confidence in spans:
-            label = labels[self._scheme.entity_types[type_id]]
+            label = self._type_labels[type_id]
             first, last = int(tokens[start]), int(tokens[end - 1])
             if not label or confidence < self.cfg["threshold"]:
                 continue
