@@ -8,11 +8,18 @@ rounds (`--repeats`); the best round counts. Each system's forward calls and
 padded tokens per word are counted too: unlike seconds, they do not depend on
 what else the machine is running.
 
+B (`--batch-sizes`) is the batch size a user sets: nlp.pipe(batch_size=B) for
+spaCy pipelines (direct_ner keeps its default forward batching; the peers also
+get B as their forward batch) and pipeline(..., batch_size=B) for transformers.
+The floor runs length-sorted forward batches of `--floor-batch-size` (32).
+`--matched-batches` instead gives the floor and direct_ner forward batches of
+exactly B windows: what direct_ner costs on top of the very same forward passes.
+
   python scripts/benchmark.py --model PATH --conll-file eng.testb \
       [--granularity sentence|article|both] [--batch-sizes 8,32,64] [--gpu-id -1] \
       [--precision fp32|bf16|fp16] [--max-docs N] [--stream-words 1000000] \
       [--repeats 2] [--peers] [--systems floor,direct_ner] [--gold-sents] \
-      [--threads 0] [--pipe-batch-size 1000]
+      [--threads 0] [--floor-batch-size 32] [--matched-batches]
 
 --peers needs spacy-huggingface-pipelines and spacy-wrap installed (keep them in a
 separate venv); peers that cannot be imported are skipped with a note.
@@ -45,6 +52,7 @@ GRANULARITIES = ("sentence", "article")
 STAGES = ("tokenize", "forward", "decode", "annotate")
 HF_STRIDE = 16  # overlap for texts longer than the model: transformers' pipeline truncates without it
 STREAM_CHECKPOINT_WORDS = 10_000
+MATCHED_BATCH_TOKENS = 1 << 30  # --matched-batches: only the window count limits a forward batch
 
 
 # -- data -------------------------------------------------------------------------------
@@ -287,22 +295,25 @@ def hf_pipeline_system(model_path: str, batch_size: int, device: Device, strateg
 
 
 def spacy_system(
-    name: str, nlp: Language, model: torch.nn.Module, pipe_batch_size: int, timings: Optional[Dict[str, float]] = None
+    name: str, nlp: Language, model: torch.nn.Module, batch_size: int, timings: Optional[Dict[str, float]] = None
 ) -> System:
-    """A spaCy pipeline run with nlp.pipe over fresh Docs (built untimed)."""
+    """A spaCy pipeline run with nlp.pipe(batch_size=batch_size) over fresh Docs (built untimed)."""
 
     def run(docs: List[Doc]) -> None:
-        for _ in nlp.pipe(docs, batch_size=pipe_batch_size):
+        for _ in nlp.pipe(docs, batch_size=batch_size):
             pass
 
     return System(name, lambda corpus: corpus.docs(nlp.vocab), run, model, timings)
 
 
-def direct_ner_nlp(model_path: str, batch_size: int, device: Device) -> Language:
-    """A blank English pipeline with direct_ner, model loaded."""
+def direct_ner_nlp(model_path: str, device: Device, forward_batch_size: Optional[int] = None) -> Language:
+    """A blank English pipeline with direct_ner, model loaded; default forward batching
+    unless forward_batch_size is given (then exactly that many windows per pass)."""
     import spacy_direct_use  # noqa: F401  (registers the factory without the entry point)
 
-    config: Dict[str, Any] = {"model": model_path, "forward_batch_size": batch_size, "precision": device.precision}
+    config: Dict[str, Any] = {"model": model_path, "precision": device.precision}
+    if forward_batch_size:
+        config.update(forward_batch_size=forward_batch_size, forward_batch_tokens=MATCHED_BATCH_TOKENS)
     if device.gpu_id >= 0:
         config["device"] = str(device.target)
     nlp = spacy.blank("en")
@@ -311,11 +322,12 @@ def direct_ner_nlp(model_path: str, batch_size: int, device: Device) -> Language
     return nlp
 
 
-def direct_ner_system(model_path: str, batch_size: int, device: Device, pipe_batch_size: int) -> System:
-    """(b) direct_ner through nlp.pipe with forward_batch_size = batch_size."""
-    nlp = direct_ner_nlp(model_path, batch_size, device)
+def direct_ner_system(model_path: str, batch_size: int, device: Device, matched: bool) -> System:
+    """(b) direct_ner through nlp.pipe(batch_size=batch_size); `matched`: forward batches
+    of exactly batch_size windows, like the floor's."""
+    nlp = direct_ner_nlp(model_path, device, batch_size if matched else None)
     pipe = nlp.get_pipe("direct_ner")
-    return spacy_system("direct_ner", nlp, pipe._model, pipe_batch_size, pipe.timings)
+    return spacy_system("direct_ner", nlp, pipe._model, batch_size, pipe.timings)
 
 
 def hf_token_pipe_nlp(model_path: str, batch_size: int, strategy: str) -> Language:
@@ -354,22 +366,22 @@ PEERS: Dict[str, Callable[[str, int], Language]] = {
 }
 
 
-def peer_system(name: str, nlp: Language, pipe_batch_size: int) -> System:
-    return spacy_system(name, nlp, peer_model(nlp), pipe_batch_size)
+def peer_system(name: str, nlp: Language, batch_size: int) -> System:
+    return spacy_system(name, nlp, peer_model(nlp), batch_size)
 
 
 def build_systems(args: argparse.Namespace, batch_size: int, device: Device) -> List[System]:
     """All systems for one batch size, skipping (with a note) those that cannot load."""
     builders: List[Tuple[str, Callable[[], System]]] = [
-        ("floor", lambda: floor_system(args.model, batch_size, device)),
-        ("direct_ner", lambda: direct_ner_system(args.model, batch_size, device, args.pipe_batch_size)),
+        ("floor", lambda: floor_system(args.model, batch_size if args.matched_batches else args.floor_batch_size, device)),
+        ("direct_ner", lambda: direct_ner_system(args.model, batch_size, device, args.matched_batches)),
         ("hf-pipeline[first]", lambda: hf_pipeline_system(args.model, batch_size, device, "first")),
         ("hf-pipeline[simple]", lambda: hf_pipeline_system(args.model, batch_size, device, "simple")),
     ]
     if args.peers:
         for name, make_nlp in PEERS.items():
             builders.append(
-                (name, lambda name=name, make_nlp=make_nlp: peer_system(name, make_nlp(args.model, batch_size), args.pipe_batch_size))
+                (name, lambda name=name, make_nlp=make_nlp: peer_system(name, make_nlp(args.model, batch_size), batch_size))
             )
     systems = []
     for name, build in builders:
@@ -439,14 +451,14 @@ def measure(systems: Sequence[System], corpus: Corpus, device: Device, repeats: 
     return results
 
 
-def stream_memory(nlp: Language, corpus: Corpus, n_words: int, pipe_batch_size: int) -> Dict[str, Any]:
+def stream_memory(nlp: Language, corpus: Corpus, n_words: int, batch_size: int) -> Dict[str, Any]:
     """Stream n_words words of fresh Docs through nlp.pipe, keeping nothing, and sample RSS."""
     samples: List[Tuple[int, float]] = [(0, rss_mib())]
     sample_every = max(n_words // 20, 1_000)
     seen, next_sample, peak_at_checkpoint = 0, sample_every, None
     start = time.perf_counter()
     with RssPeak() as rss:
-        for doc in nlp.pipe(doc_stream(corpus, nlp.vocab, n_words), batch_size=pipe_batch_size):
+        for doc in nlp.pipe(doc_stream(corpus, nlp.vocab, n_words), batch_size=batch_size):
             seen += len(doc)
             if peak_at_checkpoint is None and seen >= STREAM_CHECKPOINT_WORDS:
                 peak_at_checkpoint = rss.peak
@@ -547,14 +559,17 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--max-docs", type=int, default=0, help="Use the first N docs per granularity (0: all)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all usable cores)")
-    parser.add_argument("--pipe-batch-size", type=int, default=1000, help="Docs per nlp.pipe batch")
     parser.add_argument("--gold-sents", action="store_true", help="Give the Docs gold sentence starts")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
-    parser.add_argument("--batch-sizes", default="32", help="Comma-separated forward batch sizes")
+    parser.add_argument("--batch-sizes", default="8,32,64", help="Comma-separated batch sizes B (nlp.pipe / pipeline)")
+    parser.add_argument("--floor-batch-size", type=int, default=32, help="The floor's forward batch (windows)")
+    parser.add_argument(
+        "--matched-batches", action="store_true", help="Floor and direct_ner run forward batches of exactly B windows"
+    )
     parser.add_argument("--repeats", type=int, default=2, help="Timed rounds per system (best counts)")
     parser.add_argument("--stream-words", type=int, default=0, help="Stream N words through direct_ner for memory")
     parser.add_argument("--peers", action="store_true", help="Also time spacy-huggingface-pipelines and spacy-wrap")
@@ -583,6 +598,15 @@ def load_average() -> str:
     return f"load average now: {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
 
 
+def batching(args: argparse.Namespace) -> str:
+    if args.matched_batches:
+        return "forward batches: floor and direct_ner exactly B windows, pipeline B texts"
+    return (
+        f"forward batches: floor {args.floor_batch_size} windows, direct_ner its defaults (nlp.pipe batch_size=B), "
+        "pipeline B texts"
+    )
+
+
 def describe(args: argparse.Namespace, threads: int, device: Device) -> str:
     import transformers
 
@@ -590,7 +614,7 @@ def describe(args: argparse.Namespace, threads: int, device: Device) -> str:
     return (
         f"device {where}, precision {device.precision}; torch {torch.__version__} with {threads} threads "
         f"(set_num_threads, all systems; {os.cpu_count()} cores); transformers {transformers.__version__}, "
-        f"spacy {spacy.__version__}\nnlp.pipe batch_size {args.pipe_batch_size}; best of {args.repeats} "
+        f"spacy {spacy.__version__}\n{batching(args)}; best of {args.repeats} "
         f"interleaved rounds after warm-up; Docs from gold words/spaces"
         f"{' + gold sentence starts' if args.gold_sents else ' (no sentence starts)'}; "
         f"hf pipelines: stride {HF_STRIDE}"
@@ -619,8 +643,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(load_average())
     if args.stream_words:
         corpus = corpora[0]
-        nlp = direct_ner_nlp(args.model, args.batch_sizes[0], device)
-        print(format_stream(stream_memory(nlp, corpus, args.stream_words, args.pipe_batch_size), corpus))
+        nlp = direct_ner_nlp(args.model, device)
+        print(format_stream(stream_memory(nlp, corpus, args.stream_words, args.batch_sizes[0]), corpus))
 
 
 if __name__ == "__main__":

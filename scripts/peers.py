@@ -66,6 +66,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="Forward batch size (texts or windows)")
+    parser.add_argument("--pipe-batch-size", type=int, default=1000, help="Docs per nlp.pipe batch")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="Comma-separated systems to score")
     return parser.parse_args(argv)
 

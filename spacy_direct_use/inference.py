@@ -1,13 +1,17 @@
 """Batched forward passes: sub-word id sequences in, per-sub-word label probabilities out."""
 import contextlib
 import os
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 from tokenizers import Tokenizer
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+DEFAULT_BATCH_TOKENS = {"cpu": 2048, "cuda": 32768}
+"""Padded sub-words per forward pass when `forward_batch_tokens` is not set. On CPU,
+throughput peaks at about 1,500-3,000 (bigger matrices cost cache misses; see
+scripts/batch_shapes.py); a GPU wants far more."""
 
 
 def _single_threaded_after_fork() -> None:
@@ -26,13 +30,24 @@ class TokenClassifierRunner:
     """Runs a Hugging Face token classifier over many windows at once.
 
     Windows are sorted by length and grouped into batches of at most
-    `batch_size` windows and `batch_tokens` padded sub-words, so padding stays
-    small; special tokens are added around each window.
+    `batch_size` windows and `batch_tokens` padded sub-words (default: by
+    device, DEFAULT_BATCH_TOKENS), so padding stays small and short windows
+    share a pass; special tokens are added around each window.
     """
 
-    def __init__(self, model, tokenizer, device: torch.device, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        device: torch.device,
+        precision: str = "fp32",
+        batch_size: int = 128,
+        batch_tokens: Optional[int] = None,
+    ) -> None:
         self.model = model
         self.device = device
+        self.batch_size = batch_size
+        self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(device.type, DEFAULT_BATCH_TOKENS["cuda"])
         self.autocast_dtype = PRECISIONS[precision]
         self.encoder = untruncated_encoder(tokenizer)
         self.prefix, self.suffix = special_tokens(tokenizer)
@@ -44,11 +59,11 @@ class TokenClassifierRunner:
         """The most sub-words a window may hold besides special tokens."""
         return self.max_length - len(self.prefix) - len(self.suffix)
 
-    def predict(self, sequences: Sequence[np.ndarray], batch_size: int, batch_tokens: int) -> List[np.ndarray]:
+    def predict(self, sequences: Sequence[np.ndarray]) -> List[np.ndarray]:
         """Probabilities (len(seq), n_labels) for each id sequence."""
         outputs: List[np.ndarray] = [None] * len(sequences)  # type: ignore[list-item]
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-        for batch in length_batches(order, [len(s) for s in sequences], batch_size, batch_tokens):
+        for batch in length_batches(order, [len(s) for s in sequences], self.batch_size, self.batch_tokens):
             probs = self._forward([sequences[i] for i in batch])
             for row, i in enumerate(batch):
                 start = len(self.prefix)

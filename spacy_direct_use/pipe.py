@@ -17,7 +17,7 @@ from spacy.util import to_disk as util_to_disk
 from .alignment import AGGREGATIONS, ALIGNMENT_MODES, aggregate, align_doc
 from .decoding import extract_entities, viterbi
 from .errors import ADD_PIPE_EXAMPLE, DirectNERError, Errors
-from .inference import PRECISIONS, TokenClassifierRunner
+from .inference import DEFAULT_BATCH_TOKENS, PRECISIONS, TokenClassifierRunner
 from .labels import LabelScheme, map_types
 from .loading import load_token_classifier, resolve_device
 from .windows import WINDOW_MODES, guess_sentence_start_chars, sentence_windows, strided_windows
@@ -25,8 +25,8 @@ from .windows import WINDOW_MODES, guess_sentence_start_chars, sentence_windows,
 DEFAULT_CONFIG = {
     "model": None,
     "revision": None,
-    "forward_batch_size": 32,
-    "forward_batch_tokens": 8192,
+    "forward_batch_size": 128,
+    "forward_batch_tokens": None,
     "buffer_words": 50000,
     "window_size": 128,
     "window_overlap": 64,
@@ -57,7 +57,7 @@ def make_direct_ner(
     model: Optional[str],
     revision: Optional[str],
     forward_batch_size: int,
-    forward_batch_tokens: int,
+    forward_batch_tokens: Optional[int],
     buffer_words: int,
     window_size: int,
     window_overlap: int,
@@ -123,7 +123,14 @@ class DirectNER(Pipe):
             self._type_labels = [mapped[t] for t in self._scheme.entity_types]
             device = resolve_device(self.cfg["device"])
             self._model, self._tokenizer = model.to(device), tokenizer
-            self._runner = TokenClassifierRunner(model, tokenizer, device, self.cfg["precision"])
+            self._runner = TokenClassifierRunner(
+                model,
+                tokenizer,
+                device,
+                self.cfg["precision"],
+                self.cfg["forward_batch_size"],
+                self.cfg["forward_batch_tokens"],
+            )
         return self._runner
 
     @property
@@ -156,11 +163,7 @@ class DirectNER(Pipe):
         flat = [(i, w) for i, doc_windows in enumerate(windows) for w in doc_windows]
         self._tick("tokenize", clock)
         clock = time.perf_counter()
-        window_probs = runner.predict(
-            [ids[i][start:end] for i, (start, end, _, _) in flat],
-            self.cfg["forward_batch_size"],
-            self.cfg["forward_batch_tokens"],
-        )
+        window_probs = runner.predict([ids[i][start:end] for i, (start, end, _, _) in flat])
         self._tick("forward", clock)
         clock = time.perf_counter()
         n_labels = len(self._scheme.labels)
@@ -317,8 +320,11 @@ def _validate_settings(cfg: dict) -> None:
         if cfg[key] not in options:
             raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options=list(options), example=options[0]))
     for key in ("forward_batch_size", "forward_batch_tokens", "buffer_words", "window_size", "max_sentences_per_window"):
+        if key == "forward_batch_tokens" and cfg[key] is None:
+            continue  # chosen by device
         if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options="a positive integer", example=DEFAULT_CONFIG[key]))
+            example = DEFAULT_CONFIG[key] or DEFAULT_BATCH_TOKENS["cpu"]
+            raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options="a positive integer", example=example))
     if not 0 <= cfg["window_overlap"] < cfg["window_size"]:
         raise DirectNERError(Errors.E011.format(overlap=cfg["window_overlap"], size=cfg["window_size"]))
     if not 0.0 <= cfg["threshold"] <= 1.0:

@@ -10,6 +10,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from spacy_direct_use import DirectNER, DirectNERError
+from spacy_direct_use.inference import DEFAULT_BATCH_TOKENS, length_batches
 
 from conftest import make_lookup_model
 
@@ -126,6 +127,24 @@ def test_pipe_batches_docs_and_matches_single_calls(bert_dir):
     assert set(nlp.get_pipe("direct_ner").timings) == {"tokenize", "forward", "decode", "annotate"}
 
 
+def test_forward_batches_respect_window_and_token_limits():
+    lengths = [1, 2, 2, 3, 5, 5, 5, 9]
+    batches = length_batches(list(range(len(lengths))), lengths, batch_size=3, batch_tokens=10)
+    assert [i for batch in batches for i in batch] == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 10
+    assert batches == [[0, 1, 2], [3, 4], [5, 6], [7]]
+
+
+def test_forward_batch_tokens_default_follows_the_device(bert_dir):
+    runner = make_nlp(bert_dir).get_pipe("direct_ner")._ensure_loaded()
+    assert runner.batch_tokens == DEFAULT_BATCH_TOKENS["cpu"]
+    assert runner.batch_size == 128
+    runner = make_nlp(bert_dir, forward_batch_tokens=50).get_pipe("direct_ner")._ensure_loaded()
+    assert runner.batch_tokens == 50
+
+
 def test_gold_word_docs(bert_dir):
     nlp = make_nlp(bert_dir)
     words = ["Angela", "Merkel", "flew", "to", "Paris", "."]
@@ -181,6 +200,7 @@ def test_missing_model_shows_add_pipe_line():
         ({"window_size": 32, "window_overlap": 32}, "window_overlap"),
         ({"threshold": 2.0}, "threshold"),
         ({"forward_batch_size": 0}, "forward_batch_size"),
+        ({"forward_batch_tokens": 0}, "forward_batch_tokens"),
     ],
 )
 def test_bad_settings_are_refused(bert_dir, config, match):
