@@ -98,7 +98,7 @@ class DirectNER(Pipe):
         self.scorer = scorer
         _validate_settings(self.cfg)
         self.timings: Dict[str, float] = defaultdict(float)
-        self._final_punct = np.array([get_string_id(c) for c in Sentencizer.default_punct_chars], dtype=np.uint64)
+        self._final_punct = frozenset(get_string_id(c) for c in Sentencizer.default_punct_chars)
         self._source: Union[str, Path] = str(model)
         self._local_only = False
         self._model = None

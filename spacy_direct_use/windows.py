@@ -5,7 +5,7 @@ the model reads start:end, and only the core's predictions are kept. Cores
 tile the sequence exactly once, so overlapping windows merge by keeping each
 sub-word's prediction from the window where it is furthest from an edge.
 """
-from typing import List, Sequence, Tuple
+from typing import AbstractSet, List, Sequence, Tuple
 
 import numpy as np
 from spacy.attrs import IDX, IS_PUNCT, ORTH
@@ -54,18 +54,19 @@ def sentence_windows(
     return windows
 
 
-def guess_sentence_start_chars(doc: Doc, final_punct: np.ndarray) -> np.ndarray:
-    """Sentence starts (character offsets) by spaCy's Sentencizer rule, vectorised:
-    a sentence starts at the first non-punctuation token after a sentence-final one.
+def guess_sentence_start_chars(doc: Doc, final_punct: AbstractSet[int]) -> np.ndarray:
+    """Sentence starts (character offsets) by spaCy's Sentencizer rule: a sentence
+    starts at the first non-punctuation token after a sentence-final one.
 
-    final_punct: the ORTH ids of the sentence-final characters.
+    final_punct: the ORTH ids of the sentence-final characters. A plain loop over
+    the token attributes: most Docs are short, where numpy's per-call cost dominates.
     """
-    if len(doc) == 0:
-        return np.zeros(0, dtype=np.int64)
-    attrs = doc.to_array([ORTH, IS_PUNCT, IDX])
-    is_final = np.isin(attrs[:, 0], final_punct)
-    words = np.flatnonzero(~(is_final | attrs[:, 1].astype(bool)))
-    finals_before = np.cumsum(is_final)[words]
-    after_final = np.diff(np.concatenate(([0], finals_before))) > 0
-    starts = np.union1d([0], words[after_final])
-    return attrs[starts, 2].astype(np.int64)
+    starts = [0] if len(doc) else []
+    seen_final = False
+    for orth, is_punct, idx in doc.to_array([ORTH, IS_PUNCT, IDX]).tolist():
+        if orth in final_punct:
+            seen_final = True
+        elif seen_final and not is_punct:
+            starts.append(idx)
+            seen_final = False
+    return np.array(starts, dtype=np.int64)

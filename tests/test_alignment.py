@@ -2,12 +2,13 @@
 import numpy as np
 import pytest
 import spacy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from spacy.pipeline import Sentencizer
+from spacy.strings import get_string_id
 from spacy.tokens import Doc
 
 from spacy_direct_use.alignment import aggregate, align_doc
-from spacy.pipeline import Sentencizer
-from spacy.strings import get_string_id
-
 from spacy_direct_use.windows import guess_sentence_start_chars, sentence_windows, strided_windows
 
 
@@ -120,8 +121,20 @@ def test_sentence_windows_pack_up_to_size():
     ],
 )
 def test_sentence_guesses_match_spacys_sentencizer(text):
-    nlp = spacy.blank("en")
-    doc = nlp(text)
-    final = np.array([get_string_id(c) for c in Sentencizer.default_punct_chars], dtype=np.uint64)
+    assert_guesses_match_sentencizer(spacy.blank("en")(text))
+
+
+ENGLISH_VOCAB = spacy.blank("en").vocab
+SENTENCE_PIECES = [".", "!", "?", "...", ",", "(", ")", '"', "--", "。", "؟", "word", "Word", "U.S.", "3.5", " "]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(SENTENCE_PIECES), max_size=30))
+def test_sentence_guesses_match_sentencizer_on_random_token_sequences(pieces):
+    assert_guesses_match_sentencizer(Doc(ENGLISH_VOCAB, words=pieces))  # lexical attributes: is_punct
+
+
+def assert_guesses_match_sentencizer(doc: Doc) -> None:
+    final = frozenset(get_string_id(c) for c in Sentencizer.default_punct_chars)
     expected = [doc[i].idx for i, start in enumerate(Sentencizer().predict([doc])[0]) if start]
     assert guess_sentence_start_chars(doc, final).tolist() == expected
