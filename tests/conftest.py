@@ -138,7 +138,7 @@ def _path_from_env(variable: str, what: str) -> Path:
     value = os.environ.get(variable)
     if not value:
         pytest.skip(f"{variable} is not set: point it at {what} (.ci/run sets it from ../shared)")
-    return Path(value)
+    return Path(value).resolve()  # absolute: some tests run from other directories
 
 
 @pytest.fixture(scope="session")

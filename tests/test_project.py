@@ -4,7 +4,6 @@ CoNLL-2003 test articles with the real model."""
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -44,15 +43,9 @@ def test_token_report() -> None:
 
 
 @pytest.fixture(scope="module")
-def env() -> dict:
-    model = os.environ.get("SPACY_DIRECT_USE_TEST_MODEL")
-    conll_dir = os.environ.get("SPACY_DIRECT_USE_CONLL_DIR")
-    if not model or not conll_dir:
-        pytest.skip(
-            "set SPACY_DIRECT_USE_TEST_MODEL (a CoNLL-2003 token classifier) and "
-            "SPACY_DIRECT_USE_CONLL_DIR (dir with eng.testa/eng.testb) to run the workflow"
-        )
-    return {"model": model, "conll_dir": str(Path(conll_dir).resolve())}
+def env(real_model_dir: Path, conll_dir: Path) -> dict:
+    """The project variables for the real model and data (skips when their variables are unset)."""
+    return {"model": str(real_model_dir), "conll_dir": str(conll_dir)}
 
 
 def make_project(tmp_path: Path) -> Path:
