@@ -40,9 +40,9 @@ class TokenClassifierRunner:
         model,
         tokenizer,
         device: torch.device,
-        precision: str = "fp32",
-        batch_size: int = 128,
-        batch_tokens: Optional[int] = None,
+        precision: str,
+        batch_size: int,
+        batch_tokens: Optional[int],
     ) -> None:
         self.model = model
         self.device = device
