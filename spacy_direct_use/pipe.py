@@ -29,7 +29,7 @@ DEFAULT_CONFIG = {
     "forward_batch_tokens": None,
     "buffer_words": 50000,
     "window_size": 128,
-    "window_overlap": 64,
+    "window_overlap": 16,
     "window_mode": "sentences",
     "max_sentences_per_window": 1,
     "aggregation": "first",
