@@ -37,7 +37,7 @@ from benchmark import (
 SKIP_WARNING = "Skipping annotation"  # hf_token_pipe drops entities it cannot align to tokens
 
 SYSTEMS: Dict[str, Callable[[str, int, Device], Language]] = {
-    "direct_ner": direct_ner_nlp,
+    "direct_ner": lambda path, b, device: direct_ner_nlp(path, device),  # default forward batching
     **{name: (lambda path, b, device, make=make: make(path, b)) for name, make in PEERS.items()},
 }
 
@@ -65,7 +65,7 @@ def format_row(system: str, granularity: str, scores: Dict[str, Any]) -> str:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
-    parser.add_argument("--batch-size", type=int, default=32, help="Forward batch size (texts or windows)")
+    parser.add_argument("--batch-size", type=int, default=32, help="The peers' forward batch size (texts or windows)")
     parser.add_argument("--pipe-batch-size", type=int, default=1000, help="Docs per nlp.pipe batch")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="Comma-separated systems to score")
     return parser.parse_args(argv)
