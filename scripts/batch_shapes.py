@@ -2,8 +2,8 @@
 """Forward-pass throughput (padded sub-words/s) of a token classifier by batch shape.
 
 Where direct_ner's default `forward_batch_tokens` comes from: on CPU, short
-windows gain from sharing a pass until the batch holds ~1,500-3,000 padded
-sub-words; bigger batches fall out of cache and get slower again.
+windows gain from sharing a pass until the batch holds ~800-3,000 padded
+sub-words; bigger batches get slower per sub-word again.
 
   python scripts/batch_shapes.py --model PATH [--lengths 12,24,48,96]
       [--batch-sizes 8,16,32,64,128,256] [--threads 0] [--gpu-id -1]

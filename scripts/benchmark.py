@@ -306,14 +306,12 @@ def spacy_system(
     return System(name, lambda corpus: corpus.docs(nlp.vocab), run, model, timings)
 
 
-def direct_ner_nlp(model_path: str, device: Device, forward_batch_size: Optional[int] = None) -> Language:
-    """A blank English pipeline with direct_ner, model loaded; default forward batching
-    unless forward_batch_size is given (then exactly that many windows per pass)."""
+def direct_ner_nlp(model_path: str, device: Device, settings: Optional[Dict[str, Any]] = None) -> Language:
+    """A blank English pipeline with direct_ner, model loaded: default settings, updated
+    with `settings` (any of direct_ner's config keys)."""
     import spacy_direct_use  # noqa: F401  (registers the factory without the entry point)
 
-    config: Dict[str, Any] = {"model": model_path, "precision": device.precision}
-    if forward_batch_size:
-        config.update(forward_batch_size=forward_batch_size, forward_batch_tokens=MATCHED_BATCH_TOKENS)
+    config: Dict[str, Any] = {"model": model_path, "precision": device.precision, **(settings or {})}
     if device.gpu_id >= 0:
         config["device"] = str(device.target)
     nlp = spacy.blank("en")
@@ -325,7 +323,8 @@ def direct_ner_nlp(model_path: str, device: Device, forward_batch_size: Optional
 def direct_ner_system(model_path: str, batch_size: int, device: Device, matched: bool) -> System:
     """(b) direct_ner through nlp.pipe(batch_size=batch_size); `matched`: forward batches
     of exactly batch_size windows, like the floor's."""
-    nlp = direct_ner_nlp(model_path, device, batch_size if matched else None)
+    matched_settings = {"forward_batch_size": batch_size, "forward_batch_tokens": MATCHED_BATCH_TOKENS}
+    nlp = direct_ner_nlp(model_path, device, matched_settings if matched else None)
     pipe = nlp.get_pipe("direct_ner")
     return spacy_system("direct_ner", nlp, pipe._model, batch_size, pipe.timings)
 

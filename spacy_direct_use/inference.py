@@ -10,8 +10,8 @@ from tokenizers import Tokenizer
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 DEFAULT_BATCH_TOKENS = {"cpu": 1536, "cuda": 32768}
 """Padded sub-words per forward pass when `forward_batch_tokens` is not set. On CPU,
-throughput peaks at about 1,000-3,000 (smaller batches pay per-call overhead,
-bigger ones fall out of cache; scripts/batch_shapes.py); a GPU wants far more."""
+throughput peaks at about 800-3,000 (smaller batches pay per-call overhead,
+bigger ones get slower per sub-word; scripts/batch_shapes.py); a GPU wants far more."""
 
 
 def _single_threaded_after_fork() -> None:
