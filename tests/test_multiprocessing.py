@@ -159,22 +159,30 @@ def test_to_disk_spacy_load_round_trip(tmp_path, model_dir):
 
 
 def test_a_long_stream_keeps_memory_flat(model_dir):
+    """Docs, tensors or caches kept per Doc would make RSS climb through the stream.
+
+    The texts draw on a bounded vocabulary: spaCy's StringStore grows by design with
+    every new word (about 9 MB per 20,000 new numbers), which is not ours to test. The
+    baseline is the highest RSS over docs 6,000-12,000 (after the first buffer of
+    ``buffer_words`` has been yielded), so allocator jitter of a few MB does not count;
+    keeping every Doc grows it by about 50 MB by doc 24,000.
+    """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the tiny model gains nothing from threads on a busy machine
     try:
         nlp = spacy.blank("en")
         nlp.add_pipe("direct_ner", config={"model": str(model_dir)})
         process = psutil.Process()
-        texts = (f"Angela Merkel met {i} people in Paris on day {i % 97} ." for i in range(20_000))
+        texts = (f"Angela Merkel met {i % 500} people in Paris on day {i % 97} ." for i in range(24_000))
         rss = {}
         n_ents = 0
         for i, doc in enumerate(nlp.pipe(texts, batch_size=256)):
             n_ents += len(doc.ents)
-            if i + 1 in (2_000, 20_000):
+            if (i + 1) % 2_000 == 0:
                 rss[i + 1] = process.memory_info().rss
-        growth_mb = (rss[20_000] - rss[2_000]) / 2**20
-        assert n_ents == 40_000
-        assert growth_mb < 30, f"RSS grew {growth_mb:.1f} MB between doc 2,000 and doc 20,000"
+        growth_mb = (rss[24_000] - max(rss[n] for n in range(6_000, 12_001, 2_000))) / 2**20
+        assert n_ents == 48_000
+        assert growth_mb < 25, f"RSS grew {growth_mb:.1f} MB between docs 6,000-12,000 and doc 24,000"
         assert set(nlp.get_pipe("direct_ner").timings) == {"tokenize", "forward", "decode", "annotate"}
     finally:
         torch.set_num_threads(threads)
