@@ -294,16 +294,16 @@ def hf_pipeline_system(model_path: str, batch_size: int, device: Device, strateg
     return System(f"hf-pipeline[{strategy}]", lambda corpus: corpus.texts, run, model)
 
 
-def spacy_system(
-    name: str, nlp: Language, model: torch.nn.Module, batch_size: int, timings: Optional[Dict[str, float]] = None
-) -> System:
-    """A spaCy pipeline run with nlp.pipe(batch_size=batch_size) over fresh Docs (built untimed)."""
+def spacy_system(name: str, nlp: Language, batch_size: int) -> System:
+    """A spaCy pipeline run with nlp.pipe(batch_size=batch_size) over fresh Docs (built untimed);
+    direct_ner's stage timings come along."""
 
     def run(docs: List[Doc]) -> None:
         for _ in nlp.pipe(docs, batch_size=batch_size):
             pass
 
-    return System(name, lambda corpus: corpus.docs(nlp.vocab), run, model, timings)
+    timings = nlp.get_pipe("direct_ner").timings if "direct_ner" in nlp.pipe_names else None
+    return System(name, lambda corpus: corpus.docs(nlp.vocab), run, pipeline_model(nlp), timings)
 
 
 def direct_ner_nlp(model_path: str, device: Device, settings: Optional[Dict[str, Any]] = None) -> Language:
@@ -324,9 +324,7 @@ def direct_ner_system(model_path: str, batch_size: int, device: Device, matched:
     """(b) direct_ner through nlp.pipe(batch_size=batch_size); `matched`: forward batches
     of exactly batch_size windows, like the floor's."""
     matched_settings = {"forward_batch_size": batch_size, "forward_batch_tokens": MATCHED_BATCH_TOKENS}
-    nlp = direct_ner_nlp(model_path, device, matched_settings if matched else None)
-    pipe = nlp.get_pipe("direct_ner")
-    return spacy_system("direct_ner", nlp, pipe._model, batch_size, pipe.timings)
+    return spacy_system("direct_ner", direct_ner_nlp(model_path, device, matched_settings if matched else None), batch_size)
 
 
 def hf_token_pipe_nlp(model_path: str, batch_size: int, strategy: str) -> Language:
@@ -350,9 +348,12 @@ def spacy_wrap_nlp(model_path: str, batch_size: int) -> Language:
     return nlp
 
 
-def peer_model(nlp: Language) -> torch.nn.Module:
-    """The torch model inside a peer wrapper (private attributes: benchmark use only)."""
-    pipe = nlp.pipeline[0][1]
+def pipeline_model(nlp: Language) -> torch.nn.Module:
+    """The torch model a pipeline runs: direct_ner's or a peer wrapper's (private
+    attributes: benchmark use only)."""
+    name, pipe = nlp.pipeline[0]
+    if name == "direct_ner":
+        return pipe._model
     if hasattr(pipe, "hf_pipeline"):  # hf_token_pipe
         return pipe.hf_pipeline.model
     return pipe.model.layers[0].shims[0]._model  # spacy-wrap's thinc PyTorchShim
@@ -363,10 +364,6 @@ PEERS: Dict[str, Callable[[str, int], Language]] = {
     "hf_token_pipe[first]": lambda path, b: hf_token_pipe_nlp(path, b, "first"),
     "spacy-wrap[first]": spacy_wrap_nlp,
 }
-
-
-def peer_system(name: str, nlp: Language, batch_size: int) -> System:
-    return spacy_system(name, nlp, peer_model(nlp), batch_size)
 
 
 def build_systems(args: argparse.Namespace, batch_size: int, device: Device) -> List[System]:
@@ -380,7 +377,7 @@ def build_systems(args: argparse.Namespace, batch_size: int, device: Device) -> 
     if args.peers:
         for name, make_nlp in PEERS.items():
             builders.append(
-                (name, lambda name=name, make_nlp=make_nlp: peer_system(name, make_nlp(args.model, batch_size), batch_size))
+                (name, lambda name=name, make_nlp=make_nlp: spacy_system(name, make_nlp(args.model, batch_size), batch_size))
             )
     systems = []
     for name, build in builders:

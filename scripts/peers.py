@@ -35,7 +35,7 @@ from benchmark import (
     direct_ner_nlp,
     forward_counter,
     granularities,
-    peer_model,
+    pipeline_model,
     quiet,
     read_gold,
     setup_device,
@@ -53,7 +53,7 @@ SYSTEMS: Dict[str, Callable[[str, int, Device], Language]] = {
 def evaluate(nlp: Language, golds: Sequence[Doc], pipe_batch_size: int, gold_sents: bool) -> Dict[str, Any]:
     """NER scores of nlp on fresh Docs with the gold words, plus words/s and skipped annotations."""
     docs = corpus_of("eval", golds, gold_sents).docs(nlp.vocab)
-    counter = forward_counter(transformer_of(nlp))
+    counter = forward_counter(pipeline_model(nlp))
     counter.reset()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -65,13 +65,6 @@ def evaluate(nlp: Language, golds: Sequence[Doc], pipe_batch_size: int, gold_sen
     scores["subwords_per_word"] = counter.tokens / sum(len(doc) for doc in golds)
     scores["skipped"] = sum(str(w.message).startswith(SKIP_WARNING) for w in caught)
     return scores
-
-
-def transformer_of(nlp: Language):
-    """The torch model a pipeline runs (direct_ner's or a peer's)."""
-    if "direct_ner" in nlp.pipe_names:
-        return nlp.get_pipe("direct_ner")._model
-    return peer_model(nlp)
 
 
 def format_row(system: str, granularity: str, scores: Dict[str, Any]) -> str:
@@ -95,14 +88,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build(name: str, args: argparse.Namespace, device: Device) -> Language:
-    return SYSTEMS[name](args.model, args.batch_size, device)
-
-
 def pipelines(args: argparse.Namespace, device: Device) -> Iterator[Tuple[str, Callable[[], Language]]]:
     """(row name, pipeline builder) for each system and each direct_ner settings variant."""
     for name in args.systems.split(","):
-        yield name, lambda name=name: build(name, args, device)
+        yield name, lambda name=name: SYSTEMS[name](args.model, args.batch_size, device)
     for settings in args.direct_ner_settings:
         yield f"direct_ner{json.dumps(settings)}", lambda settings=settings: direct_ner_nlp(args.model, device, settings)
 
