@@ -1,7 +1,7 @@
 """Load and check a Hugging Face token classifier, and pick the device it runs on."""
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Tuple, Union
 
 import torch
 from thinc.util import get_torch_default_device
@@ -9,6 +9,7 @@ from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokeni
 from transformers.utils import logging as hf_logging
 
 from .errors import DirectNERError, Errors
+from .labels import LabelScheme
 
 
 def load_token_classifier(
@@ -16,8 +17,9 @@ def load_token_classifier(
     revision: Optional[str] = None,
     trust_remote_code: bool = False,
     local_only: bool = False,
-):
-    """Load (model, tokenizer) and refuse checkpoints that would give random or no entities.
+) -> Tuple[torch.nn.Module, Any, LabelScheme]:
+    """Load (model, tokenizer, label scheme) and refuse checkpoints that would give random
+    or no entities. The labels are checked from the config, before any weights load.
 
     local_only: a directory written by direct_ner's to_disk; only safetensors
     weights are accepted from it. Every failure is a DirectNERError that names
@@ -30,6 +32,7 @@ def load_token_classifier(
     config = _from_pretrained(AutoConfig, name, local=local, **kwargs)
     _check_token_classifier(name, config)
     _check_label_ids(name, config)
+    scheme = LabelScheme.from_id2label(config.id2label, name=name)
     tokenizer = _load_tokenizer(name, **kwargs)
     weights_kwargs = dict(kwargs, use_safetensors=True) if local_only else kwargs
     verbosity = hf_logging.get_verbosity()
@@ -44,7 +47,7 @@ def load_token_classifier(
         hf_logging.set_verbosity(verbosity)
     _check_head_trained(name, model, info)
     model.eval()
-    return model, tokenizer
+    return model, tokenizer, scheme
 
 
 def resolve_device(device: Optional[str]) -> torch.device:
@@ -191,16 +194,39 @@ def _check_label_ids(name: str, config) -> None:
 
 
 def _check_head_trained(name: str, model, info: dict) -> None:
+    """Refuse a head transformers made up at load time, or one saved before any training
+    step (still transformers' initial values: zero bias, weights ~ N(0, initializer_range))."""
     prefix = getattr(model, "base_model_prefix", "") + "."
     head_missing = [key for key in info.get("missing_keys", []) if not key.startswith(prefix)]
     if head_missing:
-        raise DirectNERError(
-            Errors.E005.format(
-                name=name,
-                detail=f"transformers initialised {', '.join(sorted(head_missing))} at random "
-                "(the checkpoint has no trained weights for them)",
-            )
+        detail = (
+            f"transformers initialised {', '.join(sorted(head_missing))} at random "
+            "(the checkpoint has no trained weights for them)"
         )
+        raise DirectNERError(Errors.E005.format(name=name, detail=detail))
+    head_name, head = _output_layer(model, prefix)
+    init_std = getattr(model.config, "initializer_range", None)
+    if head is None or head.bias is None or init_std is None or bool(head.bias.detach().any()):
+        return
+    weight = head.weight.detach().float()
+    std = float(weight.std())
+    drawn_at_random = bool(weight.all())  # a hand-set head has exact zeros; N(0, s) samples have none
+    if drawn_at_random and init_std / 2 <= std <= init_std * 2:
+        detail = (
+            f"{head_name}.bias is all zeros and {head_name}.weight has std {std:.4f} (initializer_range "
+            f"{init_std}): the values transformers gives a new head, saved before any training step"
+        )
+        raise DirectNERError(Errors.E005.format(name=name, detail=detail))
+
+
+def _output_layer(model, base_prefix: str) -> Tuple[str, Optional[torch.nn.Linear]]:
+    """The last Linear layer outside the encoder that maps to the labels."""
+    found: Tuple[str, Optional[torch.nn.Linear]] = ("", None)
+    for module_name, module in model.named_modules():
+        is_head = isinstance(module, torch.nn.Linear) and module.out_features == model.config.num_labels
+        if is_head and not (module_name + ".").startswith(base_prefix):
+            found = (module_name, module)
+    return found
 
 
 def _first_line(err: BaseException, limit: int = 300) -> str:

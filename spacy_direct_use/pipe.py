@@ -115,10 +115,9 @@ class DirectNER(Pipe):
 
     def _ensure_loaded(self) -> TokenClassifierRunner:
         if self._runner is None:
-            model, tokenizer = load_token_classifier(
+            model, tokenizer, self._scheme = load_token_classifier(
                 self._source, self.cfg["revision"], self.cfg["trust_remote_code"], local_only=self._local_only
             )
-            self._scheme = LabelScheme.from_id2label(model.config.id2label, name=str(self._source))
             mapped = map_types(self._scheme.entity_types, self.cfg["label_map"])
             self._type_labels = [mapped[t] for t in self._scheme.entity_types]
             device = resolve_device(self.cfg["device"])

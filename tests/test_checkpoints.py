@@ -16,6 +16,8 @@ import spacy
 import srsly
 import torch
 from transformers import (
+    AutoConfig,
+    AutoModelForTokenClassification,
     BertConfig,
     BertForSequenceClassification,
     BertForTokenClassification,
@@ -172,6 +174,33 @@ def test_encoder_without_trained_head_is_refused(tmp_path, tokenizer, architectu
     message = load_error(path)
     assert "untrained classification head" in message and "classifier.weight" in message
     assert "predictions would be random" in message and "fine-tune" in message
+
+
+def fresh_token_classifier(model_type, tokenizer, labels=BIO):
+    """A token classifier as transformers builds it before training: head at its initial values."""
+    config = AutoConfig.for_model(
+        model_type, vocab_size=len(tokenizer.get_vocab()), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16, max_position_embeddings=64, id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    return AutoModelForTokenClassification.from_config(config)
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "xlm-roberta", "deberta-v2", "electra"])
+def test_head_saved_before_any_training_step_is_refused(tmp_path, tokenizer, model_type):
+    message = load_error(save(tmp_path / "m", fresh_token_classifier(model_type, tokenizer), tokenizer))
+    assert "untrained classification head" in message and "classifier.bias is all zeros" in message
+    assert "before any training step" in message and "fine-tune" in message
+
+
+def test_head_whose_bias_moved_is_not_taken_for_untrained(tmp_path, tokenizer):
+    model = fresh_token_classifier("bert", tokenizer)
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.linspace(-0.01, 0.01, len(BIO)))  # what one training step does
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_ner", config={"model": str(save(tmp_path / "m", model, tokenizer))})
+    nlp.initialize()
+    assert nlp.get_pipe("direct_ner").labels == ("LOC", "PER")
 
 
 def test_generic_label_names_are_refused(tmp_path, tokenizer):
