@@ -106,3 +106,15 @@ class Errors:
         "code from a checkpoint unless you allow it: "
         "config={{\"trust_remote_code\": true}}, only for a source you trust."
     )
+    E025 = (
+        "[direct_ner] overwrite_ents=true and ents_filter={ents_filter} both say how "
+        "the model's entities merge with a Doc's. Set only one: overwrite_ents=true "
+        "is spaCy's entity_ruler behaviour, the same as "
+        "config={{\"ents_filter\": {{\"@misc\": \"spacy.prioritize_new_ents_filter.v1\"}}}}."
+    )
+    E026 = (
+        "[direct_ner] The serialized direct_ner data holds a file named {name!r}, "
+        "which direct_ner's to_bytes never writes (only relative paths under "
+        "'model/', with no '..'). It was not written by direct_ner, or was tampered "
+        "with; re-create it with nlp.to_bytes()."
+    )

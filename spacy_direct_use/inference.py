@@ -1,7 +1,7 @@
 """Batched forward passes: sub-word id sequences in, per-sub-word label probabilities out."""
 import contextlib
 import os
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -14,16 +14,54 @@ throughput peaks at about 800-3,000 (smaller batches pay per-call overhead,
 bigger ones get slower per sub-word; scripts/batch_shapes.py); a GPU wants far more."""
 
 
-def _single_threaded_after_fork() -> None:
-    """In a forked child (nlp.pipe(n_process=...)), run torch single-threaded: the
-    parent's OpenMP pool does not survive fork, and entering a parallel region on
-    it deadlocks. This must hold before the child's first torch op, whether the
-    model was loaded in the parent or loads lazily in the child."""
-    torch.set_num_threads(1)
+TOKENIZERS_PARALLELISM = "TOKENIZERS_PARALLELISM"
+_state = {"forked": False, "used_tokenizers": False, "set_for_child": False}
+
+
+def _before_fork() -> None:
+    """If direct_ner's batch encoding used the tokenizers library's thread pool here,
+    tell the child not to use it (what tokenizers itself does after fork, but without
+    its warning). Other forks, and a TOKENIZERS_PARALLELISM the user set, are left alone."""
+    if _state["used_tokenizers"] and TOKENIZERS_PARALLELISM not in os.environ:
+        os.environ[TOKENIZERS_PARALLELISM] = "false"
+        _state["set_for_child"] = True
+
+
+def _after_fork_in_parent() -> None:
+    if _state["set_for_child"]:
+        del os.environ[TOKENIZERS_PARALLELISM]
+        _state["set_for_child"] = False
+
+
+def _after_fork_in_child() -> None:
+    _state["forked"], _state["set_for_child"] = True, False
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_single_threaded_after_fork)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+
+
+@contextlib.contextmanager
+def fork_safe_torch() -> Iterator[None]:
+    """Run direct_ner's torch work single-threaded in a forked process (nlp.pipe(n_process=...)
+    workers): the parent's OpenMP pool does not survive fork, and entering a parallel
+    region on it deadlocks. Only direct_ner's own calls are affected: the thread count
+    is restored afterwards, and a process that was not forked is left alone."""
+    if not _state["forked"]:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def encode_batch(encoder: Tokenizer, texts: List[str]) -> list:
+    """The tokenizer's batch encoding (parallel in Rust), noting its use for the fork hook."""
+    _state["used_tokenizers"] = True
+    return encoder.encode_batch(texts, add_special_tokens=False)
 
 
 class TokenClassifierRunner:

@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Tuple, Union
 
+import srsly
 import torch
 from thinc.util import get_torch_default_device
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
@@ -26,7 +27,7 @@ def load_token_classifier(
     the problem and the fix, never an exception from inside transformers.
     """
     name = str(name)
-    _check_local_path(name)
+    check_model_path(name)
     local = _looks_local(name)
     kwargs = dict(revision=revision, trust_remote_code=trust_remote_code, local_files_only=local_only)
     config = _from_pretrained(AutoConfig, name, local=local, **kwargs)
@@ -48,6 +49,12 @@ def load_token_classifier(
     _check_head_trained(name, model, info)
     model.eval()
     return model, tokenizer, scheme
+
+
+def read_label_scheme(saved_dir: Path) -> LabelScheme:
+    """The label scheme of a model that direct_ner saved, from its config.json alone."""
+    id2label = srsly.read_json(Path(saved_dir) / "config.json")["id2label"]
+    return LabelScheme.from_id2label({int(i): label for i, label in id2label.items()}, name=str(saved_dir))
 
 
 def resolve_device(device: Optional[str]) -> torch.device:
@@ -82,7 +89,8 @@ def _looks_local(name: str) -> bool:
     return name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1) or Path(name).exists()
 
 
-def _check_local_path(name: str) -> None:
+def check_model_path(name: str) -> None:
+    """Refuse a local path that does not exist or holds no saved Hugging Face model."""
     path = Path(name).expanduser()
     if _looks_local(name) and not path.exists():
         raise DirectNERError(Errors.E002.format(path=name))

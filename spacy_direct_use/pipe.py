@@ -1,33 +1,37 @@
 """The direct_ner pipeline component: a pretrained token classifier writing doc.ents."""
+import sys
+import threading
 import time
 from collections import defaultdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import srsly
 from spacy.language import Language
 from spacy.pipeline import Pipe, Sentencizer
+from spacy.pipeline.span_ruler import prioritize_existing_ents_filter, prioritize_new_ents_filter
 from spacy.strings import get_string_id
 from spacy.tokens import Doc, Span, SpanGroup
-from spacy.util import make_tempdir
+from spacy.util import make_tempdir, minibatch
 from spacy.util import from_disk as util_from_disk
 from spacy.util import to_disk as util_to_disk
 
 from .alignment import AGGREGATIONS, ALIGNMENT_MODES, aggregate, align_doc
 from .decoding import extract_entities, viterbi
 from .errors import ADD_PIPE_EXAMPLE, DirectNERError, Errors
-from .inference import DEFAULT_BATCH_TOKENS, PRECISIONS, TokenClassifierRunner
+from .inference import DEFAULT_BATCH_TOKENS, PRECISIONS, TokenClassifierRunner, encode_batch, fork_safe_torch
 from .labels import LabelScheme, map_types
-from .loading import load_token_classifier, resolve_device
+from .loading import check_model_path, load_token_classifier, read_label_scheme, resolve_device
 from .windows import WINDOW_MODES, guess_sentence_start_chars, sentence_windows, strided_windows
+
+EntsFilter = Callable[[Iterable[Span], Iterable[Span]], List[Span]]
 
 DEFAULT_CONFIG = {
     "model": None,
     "revision": None,
     "forward_batch_size": 128,
     "forward_batch_tokens": None,
-    "buffer_words": 50000,
     "window_size": 128,
     "window_overlap": 16,
     "window_mode": "sentences",
@@ -36,6 +40,7 @@ DEFAULT_CONFIG = {
     "alignment_mode": "expand",
     "label_map": {},
     "overwrite_ents": False,
+    "ents_filter": {"@misc": "spacy.prioritize_existing_ents_filter.v1"},
     "spans_key": "direct_ner",
     "threshold": 0.0,
     "device": None,
@@ -58,7 +63,6 @@ def make_direct_ner(
     revision: Optional[str],
     forward_batch_size: int,
     forward_batch_tokens: Optional[int],
-    buffer_words: int,
     window_size: int,
     window_overlap: int,
     window_mode: str,
@@ -67,6 +71,7 @@ def make_direct_ner(
     alignment_mode: str,
     label_map: Dict[str, Optional[str]],
     overwrite_ents: bool,
+    ents_filter: EntsFilter,
     spans_key: Optional[str],
     threshold: float,
     device: Optional[str],
@@ -75,7 +80,45 @@ def make_direct_ner(
     scorer: Optional[Callable],
 ) -> "DirectNER":
     """Run a fine-tuned Hugging Face token classifier and write its entities to doc.ents."""
-    return DirectNER(nlp.vocab, name=name, **{k: v for k, v in locals().items() if k not in ("nlp", "name")})
+    if model and not _deserializing():
+        check_model_path(model)  # a typo fails here, not at the first document
+    return DirectNER(
+        nlp.vocab,
+        name=name,
+        model=model,
+        revision=revision,
+        forward_batch_size=forward_batch_size,
+        forward_batch_tokens=forward_batch_tokens,
+        window_size=window_size,
+        window_overlap=window_overlap,
+        window_mode=window_mode,
+        max_sentences_per_window=max_sentences_per_window,
+        aggregation=aggregation,
+        alignment_mode=alignment_mode,
+        label_map=label_map,
+        overwrite_ents=overwrite_ents,
+        ents_filter=ents_filter,
+        spans_key=spans_key,
+        threshold=threshold,
+        device=device,
+        precision=precision,
+        trust_remote_code=trust_remote_code,
+        scorer=scorer,
+    )
+
+
+def _deserializing() -> bool:
+    """Whether spaCy is building the pipeline from a config (spacy.load, from_bytes,
+    assemble): the model path in a saved config may rightly be gone, as the weights
+    come from the saved pipeline. spaCy tells a factory nothing about its caller,
+    so this looks for Language.from_config on the call stack."""
+    target = Language.from_config.__func__.__code__
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is target:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class DirectNER(Pipe):
@@ -89,23 +132,44 @@ class DirectNER(Pipe):
     with the label scheme's constraints.
     """
 
-    def __init__(self, vocab, name: str = "direct_ner", *, model: Optional[str], scorer: Optional[Callable] = None, **cfg) -> None:
+    def __init__(
+        self,
+        vocab,
+        name: str = "direct_ner",
+        *,
+        model: Optional[str],
+        scorer: Optional[Callable] = None,
+        ents_filter: EntsFilter = prioritize_existing_ents_filter,
+        **cfg,
+    ) -> None:
         if not model:
             raise DirectNERError(Errors.E001.format(example=ADD_PIPE_EXAMPLE))
         self.vocab = vocab
         self.name = name
-        self.cfg = dict({k: v for k, v in DEFAULT_CONFIG.items() if k != "scorer"}, **cfg, model=str(model))
+        settings = {k: v for k, v in DEFAULT_CONFIG.items() if k not in ("scorer", "ents_filter")}
+        self.cfg = dict(settings, **cfg, model=str(model))
         self.scorer = scorer
         _validate_settings(self.cfg)
+        self.ents_filter = _resolve_ents_filter(ents_filter, self.cfg["overwrite_ents"])
         self.timings: Dict[str, float] = defaultdict(float)
         self._final_punct = frozenset(get_string_id(c) for c in Sentencizer.default_punct_chars)
         self._source: Union[str, Path] = str(model)
         self._local_only = False
+        self._load_lock = threading.Lock()
         self._model = None
         self._tokenizer = None
         self._runner: Optional[TokenClassifierRunner] = None
         self._scheme: Optional[LabelScheme] = None
         self._type_labels: List[Optional[str]] = []  # spaCy label per entity type id, after label_map
+
+    def __getstate__(self) -> dict:  # pickled into spawned nlp.pipe(n_process=...) workers
+        state = dict(self.__dict__)
+        del state["_load_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._load_lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------
 
@@ -114,28 +178,39 @@ class DirectNER(Pipe):
         self._ensure_loaded()
 
     def _ensure_loaded(self) -> TokenClassifierRunner:
+        """The runner, loading the model once even when several threads call at once."""
         if self._runner is None:
-            model, tokenizer, self._scheme = load_token_classifier(
-                self._source, self.cfg["revision"], self.cfg["trust_remote_code"], local_only=self._local_only
-            )
-            mapped = map_types(self._scheme.entity_types, self.cfg["label_map"])
-            self._type_labels = [mapped[t] for t in self._scheme.entity_types]
-            device = resolve_device(self.cfg["device"])
-            self._model, self._tokenizer = model.to(device), tokenizer
-            self._runner = TokenClassifierRunner(
-                model,
-                tokenizer,
-                device,
-                self.cfg["precision"],
-                self.cfg["forward_batch_size"],
-                self.cfg["forward_batch_tokens"],
-            )
+            with self._load_lock, fork_safe_torch():
+                if self._runner is None:
+                    self._runner = self._load()
         return self._runner
+
+    def _load(self) -> TokenClassifierRunner:
+        model, tokenizer, scheme = load_token_classifier(
+            self._source, self.cfg["revision"], self.cfg["trust_remote_code"], local_only=self._local_only
+        )
+        self._set_scheme(scheme)
+        device = resolve_device(self.cfg["device"])
+        self._model, self._tokenizer = model.to(device), tokenizer
+        return TokenClassifierRunner(
+            model,
+            tokenizer,
+            device,
+            self.cfg["precision"],
+            self.cfg["forward_batch_size"],
+            self.cfg["forward_batch_tokens"],
+        )
+
+    def _set_scheme(self, scheme: LabelScheme) -> None:
+        mapped = map_types(scheme.entity_types, self.cfg["label_map"])
+        self._type_labels = [mapped[t] for t in scheme.entity_types]
+        self._scheme = scheme
 
     @property
     def labels(self) -> Tuple[str, ...]:
-        """The entity labels direct_ner writes, after `label_map`; empty until the model
-        has loaded (first use or nlp.initialize()), so reading it never loads weights."""
+        """The entity labels direct_ner writes, after `label_map`: known once the model
+        has loaded (first use or nlp.initialize()) or a saved pipeline was read
+        (spacy.load); reading it never loads weights."""
         if self._scheme is None:
             return tuple()
         return tuple(sorted({label for label in self._type_labels if label}))
@@ -146,23 +221,24 @@ class DirectNER(Pipe):
         return self.set_annotations([doc], self.predict([doc]))[0]
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        """Annotate groups of at least `batch_size` Docs and `buffer_words` words: the
-        windows of a group are length-sorted together, so bigger groups pad less."""
-        for docs in _groups(stream, batch_size, self.cfg["buffer_words"]):
+        """Annotate `batch_size` Docs at a time (spaCy's batch contract: a Doc comes out
+        before more are read); the windows of a batch are length-sorted together."""
+        for docs in minibatch(stream, size=batch_size):
             yield from self.set_annotations(docs, self.predict(docs))
 
     def predict(self, docs: List[Doc]) -> List[List[Tuple[int, int, str, float]]]:
         """(start token, end token, label, confidence) for each Doc's entities."""
         runner = self._ensure_loaded()
         clock = time.perf_counter()
-        encodings = runner.encoder.encode_batch([doc.text for doc in docs], add_special_tokens=False)
+        encodings = encode_batch(runner.encoder, [doc.text for doc in docs])
         ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in encodings]
         offsets = [np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2) for encoding in encodings]
         windows = [self._windows(doc, offs[:, 0], runner.content_length) for doc, offs in zip(docs, offsets)]
         flat = [(i, w) for i, doc_windows in enumerate(windows) for w in doc_windows]
         self._tick("tokenize", clock)
         clock = time.perf_counter()
-        window_probs = runner.predict([ids[i][start:end] for i, (start, end, _, _) in flat])
+        with fork_safe_torch():
+            window_probs = runner.predict([ids[i][start:end] for i, (start, end, _, _) in flat])
         self._tick("forward", clock)
         clock = time.perf_counter()
         n_labels = len(self._scheme.labels)
@@ -209,7 +285,8 @@ class DirectNER(Pipe):
         return entities
 
     def set_annotations(self, docs: List[Doc], predictions: List[List[Tuple[int, int, str, float]]]) -> List[Doc]:
-        """Write entities to doc.ents (by the overwrite_ents policy) and scored spans to doc.spans."""
+        """Write entities to doc.ents (merged with existing ones by `ents_filter`) and
+        scored spans to doc.spans."""
         clock = time.perf_counter()
         for doc, entities in zip(docs, predictions):
             spans = [Span(doc, start, end, label=label) for start, end, label, _ in entities]
@@ -217,13 +294,8 @@ class DirectNER(Pipe):
                 doc.spans[self.cfg["spans_key"]] = SpanGroup(
                     doc, name=self.cfg["spans_key"], spans=spans, attrs={"scores": [e[3] for e in entities]}
                 )
-            if self.cfg["overwrite_ents"]:
-                doc.set_ents(spans, default="outside")
-            else:
-                taken = np.zeros(len(doc), dtype=bool)
-                for ent in doc.ents:
-                    taken[ent.start : ent.end] = True
-                doc.set_ents([s for s in spans if not taken[s.start : s.end].any()], default="unmodified")
+            kept = self.ents_filter(list(doc.ents), spans)
+            doc.set_ents(sorted(kept), outside=_uncovered_tokens(doc, kept), default="unmodified")
         self._tick("annotate", clock)
         return docs
 
@@ -245,15 +317,16 @@ class DirectNER(Pipe):
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         with make_tempdir() as tmp:
             self.to_disk(tmp, exclude=exclude)
-            files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+            files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
         return srsly.msgpack_dumps(files)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "DirectNER":
         files = srsly.msgpack_loads(bytes_data)
         with make_tempdir() as tmp:
             for name, data in files.items():
-                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / name).write_bytes(data)
+                target = tmp.joinpath(*_saved_file_parts(name))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
             self.from_disk(tmp, exclude=exclude)
             self._ensure_loaded()  # the temporary directory is about to vanish
         return self
@@ -261,12 +334,15 @@ class DirectNER(Pipe):
     def _save_model(self, path: Path) -> None:
         self._model.save_pretrained(path, safe_serialization=True)
         self._tokenizer.save_pretrained(path)
+        for saved in path.iterdir():  # readable by others, as spaCy's own files are (safetensors writes 0600)
+            saved.chmod(saved.stat().st_mode | 0o444)
 
     def _use_saved_model(self, path: Path) -> None:
         if not (path / "model.safetensors").exists():
             raise DirectNERError(Errors.E012.format(path=path))
         self._source, self._local_only = path, True
-        self._model = self._tokenizer = self._runner = self._scheme = None
+        self._model = self._tokenizer = self._runner = None
+        self._set_scheme(read_label_scheme(path))
 
 
 def _join_cut_subwords(spans: List[Tuple[int, int, int, float]], alignment) -> List[Tuple[int, int, int, float]]:
@@ -290,17 +366,35 @@ def _join_cut_subwords(spans: List[Tuple[int, int, int, float]], alignment) -> L
     return joined
 
 
-def _groups(stream: Iterable[Doc], min_docs: int, min_words: int) -> Iterator[List[Doc]]:
-    group: List[Doc] = []
-    words = 0
-    for doc in stream:
-        group.append(doc)
-        words += len(doc)
-        if len(group) >= min_docs and words >= min_words:
-            yield group
-            group, words = [], 0
-    if group:
-        yield group
+def _resolve_ents_filter(ents_filter: EntsFilter, overwrite_ents: bool) -> EntsFilter:
+    """How the model's entities merge with a Doc's: overwrite_ents=True means what it
+    means in spaCy's entity_ruler (spacy.prioritize_new_ents_filter.v1)."""
+    if not overwrite_ents or ents_filter is prioritize_new_ents_filter:
+        return ents_filter
+    if ents_filter is not prioritize_existing_ents_filter:
+        raise DirectNERError(Errors.E025.format(ents_filter=getattr(ents_filter, "__name__", ents_filter)))
+    return prioritize_new_ents_filter
+
+
+def _uncovered_tokens(doc: Doc, kept: List[Span]) -> List[Span]:
+    """The tokens of entities that ents_filter replaced, and no kept entity covers: they
+    become outside, as spaCy's entity_ruler leaves them. Tokens no entity covered keep
+    their state ("missing" stays missing)."""
+    covered = np.zeros(len(doc), dtype=bool)
+    for span in kept:
+        covered[span.start : span.end] = True
+    return [doc[i : i + 1] for ent in doc.ents for i in range(ent.start, ent.end) if not covered[i]]
+
+
+def _saved_file_parts(name: str) -> Tuple[str, ...]:
+    """The parts of a file name from to_bytes; anything else (an absolute path, '..',
+    a backslash) could write outside the temporary directory and is refused."""
+    path = PurePosixPath(name)
+    parts = path.parts
+    unsafe = any(p in ("", ".", "..") or "\\" in p or ":" in p for p in parts)
+    if len(parts) < 2 or parts[0] != "model" or path.is_absolute() or unsafe:
+        raise DirectNERError(Errors.E026.format(name=name))
+    return parts
 
 
 def _cut_inside_subword(shares_left: np.ndarray, first: int, last: int) -> bool:
@@ -318,7 +412,7 @@ def _validate_settings(cfg: dict) -> None:
     for key, options in choices.items():
         if cfg[key] not in options:
             raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options=list(options), example=options[0]))
-    for key in ("forward_batch_size", "forward_batch_tokens", "buffer_words", "window_size", "max_sentences_per_window"):
+    for key in ("forward_batch_size", "forward_batch_tokens", "window_size", "max_sentences_per_window"):
         if key == "forward_batch_tokens" and cfg[key] is None:
             continue  # chosen by device
         if not isinstance(cfg[key], int) or cfg[key] < 1:

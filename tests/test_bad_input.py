@@ -18,6 +18,8 @@ from spacy.attrs import IDX, LEMMA, MORPH, NORM, ORTH, POS, SENT_START, SPACY, T
 from spacy.tokens import Doc, Span, SpanGroup, Token
 from transformers import AutoTokenizer
 
+from spacy_direct_use import DirectNERError
+
 from conftest import make_lookup_model
 
 KINDS = ("wordpiece", "bpe")
@@ -354,11 +356,11 @@ TEXT = "Angela Merkel flew to Paris to meet the United Nations on Monday ."
 
 @pytest.fixture(scope="module")
 def bert_nlp(model_dirs):
-    def make(overwrite_ents=None, ruler_patterns=None):
+    def make(overwrite_ents=None, ruler_patterns=None, **settings):
         nlp = spacy.blank("en")
         if ruler_patterns:
             nlp.add_pipe("entity_ruler").add_patterns(ruler_patterns)
-        config = {"model": str(model_dirs["wordpiece"])}
+        config = {"model": str(model_dirs["wordpiece"]), **settings}
         if overwrite_ents is not None:
             config["overwrite_ents"] = overwrite_ents
         nlp.add_pipe("direct_ner", config=config)
@@ -388,12 +390,33 @@ def test_entity_ruler_entities_are_kept_and_gaps_filled(bert_nlp):
     ]
 
 
-def test_entity_ruler_entities_are_replaced_with_overwrite(bert_nlp):
+def test_overwrite_replaces_the_entities_it_overlaps_as_spacys_entity_ruler_does(bert_nlp):
     doc = bert_nlp(overwrite_ents=True, ruler_patterns=RULER)(TEXT)
-    assert ents(doc) == [("Angela Merkel", "PER"), ("Paris", "LOC"), ("United Nations", "ORG")]
-    assert ents(doc) == ents(bert_nlp(overwrite_ents=True)(TEXT))
+    expected = [("Angela Merkel", "PER"), ("Paris", "LOC"), ("United Nations", "ORG"), ("Monday", "DATE")]
+    assert ents(doc) == expected
     outside = [t for t in doc if t.ent_iob_ not in ("B", "I")]
     assert all(t.ent_iob_ == "O" and t.ent_type_ == "" and t.ent_id_ == "" for t in outside)
+    # spaCy's own entity_ruler, run after a ruler with the same entities, resolves them alike.
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler", name="first").add_patterns(RULER)
+    second = nlp.add_pipe("entity_ruler", name="second", config={"overwrite_ents": True})
+    second.add_patterns([{"label": label, "pattern": text} for text, label in expected[:3]])
+    assert ents(nlp(TEXT)) == expected
+
+
+def test_prioritize_new_ents_filter_keeps_what_it_does_not_overlap(bert_nlp):
+    nlp = bert_nlp(ents_filter={"@misc": "spacy.prioritize_new_ents_filter.v1"})
+    doc = Doc(nlp.vocab, words=TEXT.split(), spaces=[True] * 12 + [False])
+    doc.set_ents([Span(doc, 4, 5, label="CITY"), Span(doc, 11, 12, label="DATE")])
+    doc = nlp(doc)
+    assert ents(doc) == [("Angela Merkel", "PER"), ("Paris", "LOC"), ("United Nations", "ORG"), ("Monday", "DATE")]
+
+
+def test_overwrite_ents_and_another_filter_conflict(bert_nlp):
+    with pytest.raises(DirectNERError, match="Set only one"):
+        bert_nlp(overwrite_ents=True, ents_filter={"@misc": "spacy.first_longest_spans_filter.v1"})
+    new = {"@misc": "spacy.prioritize_new_ents_filter.v1"}
+    assert ents(bert_nlp(overwrite_ents=True, ents_filter=new)(TEXT)) == ents(bert_nlp(overwrite_ents=True)(TEXT))
 
 
 def _preset_doc(vocab):
