@@ -161,6 +161,9 @@ class DirectNER(Pipe):
         self._runner: Optional[TokenClassifierRunner] = None
         self._scheme: Optional[LabelScheme] = None
         self._type_labels: List[Optional[str]] = []  # spaCy label per entity type id, after label_map
+        local_scheme = _local_label_scheme(self.cfg["model"])
+        if local_scheme is not None:
+            self._set_scheme(local_scheme)
 
     def __getstate__(self) -> dict:  # pickled into spawned nlp.pipe(n_process=...) workers
         state = dict(self.__dict__)
@@ -364,6 +367,17 @@ def _join_cut_subwords(spans: List[Tuple[int, int, int, float]], alignment) -> L
                 continue
         joined.append((start, end, type_id, confidence))
     return joined
+
+
+def _local_label_scheme(model: str) -> Optional[LabelScheme]:
+    """A local checkpoint's label scheme from its config.json, so `labels` (and meta.json,
+    which spaCy writes before the components) are known before the weights load. None
+    for a hub name, or a config that loading will refuse with the full error."""
+    path = Path(model).expanduser()
+    try:
+        return read_label_scheme(path) if (path / "config.json").is_file() else None
+    except (DirectNERError, KeyError, ValueError, TypeError, OSError):
+        return None
 
 
 def _resolve_ents_filter(ents_filter: EntsFilter, overwrite_ents: bool) -> EntsFilter:
