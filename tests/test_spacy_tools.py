@@ -1,0 +1,243 @@
+"""direct_ner with spaCy's own tools and pipelines: nlp.pipe's batch contract, swapping it
+into a trained pipeline (the README's recipes), spacy-transformers pipelines, spacy package."""
+import json
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.training import Example
+from spacy.util import fix_random_seed
+
+from conftest import make_lookup_model, train_tokenizer
+
+TEXT = "Angela Merkel paid 300 dollars in Paris on Monday ."
+ONTONOTES = {"PER": "PERSON", "LOC": "GPE"}  # the README's label_map (MISC stays MISC)
+TRAIN = [  # made-up sentences for a tiny trained `ner` that knows DATE and MONEY only
+    (TEXT, [("300 dollars", "MONEY"), ("Monday", "DATE")]),
+    ("Jane Doe earned 40 euros in London last year .", [("40 euros", "MONEY"), ("last year", "DATE")]),
+    ("The United Nations spent 9 million dollars on Friday .", [("9 million dollars", "MONEY"), ("Friday", "DATE")]),
+    ("On Tuesday the bank lent 500 euros .", [("Tuesday", "DATE"), ("500 euros", "MONEY")]),
+    ("Berlin raised 20 dollars in March .", [("20 dollars", "MONEY"), ("March", "DATE")]),
+    ("He flew home on Sunday .", [("Sunday", "DATE")]),
+    ("It cost 7 euros .", [("7 euros", "MONEY")]),
+]
+
+
+def ents(doc):
+    return [(e.text, e.label_) for e in doc.ents]
+
+
+def _examples(nlp, data):
+    examples = []
+    for text, spans in data:
+        entities = [(text.index(s), text.index(s) + len(s), label) for s, label in spans]
+        examples.append(Example.from_dict(nlp.make_doc(text), {"entities": entities}))
+    return examples
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory) -> Path:
+    """A tok2vec + ner pipeline trained a few steps, standing in for en_core_web_sm."""
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    tok2vec = {"@architectures": "spacy.HashEmbedCNN.v2", "width": 32, "depth": 1, "embed_size": 500, "window_size": 1,
+               "maxout_pieces": 2, "subword_features": True, "pretrained_vectors": None}
+    nlp.add_pipe("tok2vec", config={"model": tok2vec})
+    nlp.add_pipe("ner")
+    examples = _examples(nlp, TRAIN)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(40):
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    path = tmp_path_factory.mktemp("trained") / "pipeline"
+    nlp.to_disk(path)
+    return path
+
+
+def recipe(trained_dir, bert_dir, how):
+    nlp = spacy.load(trained_dir)
+    config = {"model": str(bert_dir), "label_map": ONTONOTES}
+    if how == "replace":
+        nlp.replace_pipe("ner", "direct_ner", config=config)
+    elif how == "after, overwrite_ents":
+        nlp.add_pipe("direct_ner", after="ner", config={**config, "overwrite_ents": True})
+    elif how != "trained ner alone":
+        nlp.add_pipe("direct_ner", **{how: "ner"}, config=config)
+    return ents(nlp(TEXT))
+
+
+TRANSFORMER = [("Angela Merkel", "PERSON"), ("Paris", "GPE")]  # what the tiny token classifier finds
+TRAINED = [("300 dollars", "MONEY"), ("Monday", "DATE")]
+
+
+@pytest.mark.parametrize(
+    "how,expected",
+    [
+        ("trained ner alone", TRAINED),
+        ("replace", TRANSFORMER),  # the trained ner's DATE and MONEY are gone
+        ("before", [TRANSFORMER[0], TRAINED[0], TRANSFORMER[1], TRAINED[1]]),  # ner fills around them
+        ("after", [TRANSFORMER[0], TRAINED[0], TRANSFORMER[1], TRAINED[1]]),  # fills gaps the ner left
+        ("after, overwrite_ents", [TRANSFORMER[0], TRAINED[0], TRANSFORMER[1], TRAINED[1]]),
+    ],
+)
+def test_recipes_with_a_trained_ner(trained_dir, bert_dir, how, expected):
+    assert recipe(trained_dir, bert_dir, how) == expected
+
+
+def test_before_ner_the_trained_ner_cannot_break_a_transformer_entity(trained_dir, tmp_path):
+    """The trained ner keeps the entities it finds already set (spaCy's ner respects preset
+    entities): here the token classifier calls 'Monday' an ORG and wins before it, loses
+    after it (default), and wins again with overwrite_ents."""
+    model = make_lookup_model(tmp_path / "m", {"monday": "B-ORG"}, "wordpiece")
+    results = {}
+    for how, settings in [("before", {}), ("after", {}), ("after", {"overwrite_ents": True})]:
+        nlp = spacy.load(trained_dir)
+        nlp.add_pipe("direct_ner", **{how: "ner"}, config={"model": str(model), **settings})
+        results[(how, bool(settings))] = ents(nlp(TEXT))
+    assert results[("before", False)] == [("300 dollars", "MONEY"), ("Monday", "ORG")]
+    assert results[("after", False)] == [("300 dollars", "MONEY"), ("Monday", "DATE")]
+    assert results[("after", True)] == [("300 dollars", "MONEY"), ("Monday", "ORG")]
+
+
+def test_pipe_yields_after_at_most_batch_size_docs(bert_dir):
+    """spaCy's batch contract: nlp.pipe reads no more than batch_size Docs before the
+    first comes out (a slow stream, spacy apply's progress bar, spacy benchmark speed)."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_ner", config={"model": str(bert_dir)})
+    read = []
+
+    def stream():
+        for i in range(100):
+            read.append(i)
+            yield f"Angela Merkel met {i} people in Paris ."
+
+    docs = nlp.pipe(stream(), batch_size=8)
+    first = next(docs)
+    assert len(read) <= 8 and ents(first) == [("Angela Merkel", "PER"), ("Paris", "LOC")]
+    assert len(list(docs)) == 99
+
+
+TRF_CONFIG = """
+[nlp]
+lang = "en"
+pipeline = ["transformer", "tagger", "ner"]
+
+[components]
+
+[components.transformer]
+factory = "transformer"
+
+[components.transformer.model]
+@architectures = "spacy-transformers.TransformerModel.v3"
+name = "{name}"
+mixed_precision = false
+
+[components.transformer.model.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 24
+stride = 16
+
+[components.transformer.model.grad_scaler_config]
+
+[components.transformer.model.tokenizer_config]
+use_fast = true
+
+[components.transformer.model.transformer_config]
+
+[components.tagger]
+factory = "tagger"
+
+[components.tagger.model]
+@architectures = "spacy.Tagger.v2"
+nO = null
+
+[components.tagger.model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+upstream = "*"
+
+[components.tagger.model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+
+[components.ner]
+factory = "ner"
+
+[components.ner.model]
+@architectures = "spacy.TransitionBasedParser.v2"
+state_type = "ner"
+extra_state_tokens = false
+hidden_width = 16
+maxout_pieces = 2
+use_upper = false
+nO = null
+
+[components.ner.model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+upstream = "*"
+
+[components.ner.model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+"""
+
+
+def test_replacing_the_ner_of_a_spacy_transformers_pipeline(bert_dir, tmp_path):
+    """An en_core_web_trf-style pipeline: a shared transformer, a listening tagger and ner."""
+    pytest.importorskip("spacy_transformers")
+    from transformers import BertConfig, BertModel
+
+    tokenizer = train_tokenizer("wordpiece")  # a tiny local encoder: nothing is downloaded
+    vocab = tokenizer.get_vocab()
+    encoder = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                   intermediate_size=32, max_position_embeddings=64, pad_token_id=vocab["[PAD]"]))
+    encoder.save_pretrained(tmp_path / "encoder", safe_serialization=True)
+    tokenizer.model_max_length = 64
+    tokenizer.save_pretrained(tmp_path / "encoder")
+    fix_random_seed(0)
+    config = spacy.util.load_config_from_str(TRF_CONFIG.replace("{name}", str(tmp_path / "encoder")))
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    texts = ["Angela Merkel flew to Paris .", "Jane Doe stayed in London .", "The United Nations met in Berlin ."]
+    examples = []
+    for text in texts:
+        tags = ["PROPN" if word[0].isupper() else "X" for word in text.split()]
+        examples.append(Example.from_dict(nlp.make_doc(text), {"tags": tags, "entities": ["O"] * len(tags)}))
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(3):
+        nlp.update(examples, sgd=optimizer)
+    tags = [[t.tag_ for t in doc] for doc in nlp.pipe(texts)]
+
+    nlp.replace_pipe("ner", "direct_ner", config={"model": str(bert_dir)})
+    expected = [[("Angela Merkel", "PER"), ("Paris", "LOC")], [("Jane Doe", "PER"), ("London", "LOC")], [("United Nations", "ORG"), ("Berlin", "LOC")]]
+    docs = list(nlp.pipe(texts, batch_size=2))
+    assert [ents(d) for d in docs] == expected
+    assert [[t.tag_ for t in d] for d in docs] == tags  # the shared transformer and its tagger are unchanged
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.pipe_names == ["transformer", "tagger", "ner"]
+    docs = list(loaded.pipe(texts))
+    assert [ents(d) for d in docs] == expected
+    assert [[t.tag_ for t in d] for d in docs] == tags
+
+
+@pytest.mark.slow
+def test_spacy_package_builds_a_wheel_that_requires_only_this_package(bert_dir, tmp_path):
+    pytest.importorskip("build")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_ner", config={"model": str(bert_dir)})
+    nlp.meta["name"] = "direct_ner_demo"
+    nlp.to_disk(tmp_path / "pipeline")
+    (tmp_path / "packages").mkdir()
+    cmd = [sys.executable, "-m", "spacy", "package", str(tmp_path / "pipeline"), str(tmp_path / "packages"), "--build", "wheel"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    wheel = next((tmp_path / "packages").rglob("*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+        modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
+    requirements = sorted(line.split(":", 1)[1].split("<")[0].split(">")[0].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:"))
+    assert requirements == ["spacy", "spacy-direct-use"], metadata
+    weights = [name for name in modes if name.endswith("direct_ner/model/model.safetensors")]
+    assert weights and all(modes[name] & 0o444 == 0o444 for name in modes), {n: oct(m) for n, m in modes.items()}
