@@ -1,5 +1,5 @@
 """The project's scripts: the token-level report, and the project.yml workflow
-(convert -> assemble -> evaluate -> compare -> visualize) run on a few
+(convert -> assemble -> score -> compare -> visualize) run on a few
 CoNLL-2003 test articles with the real model."""
 
 import importlib.util
@@ -93,3 +93,40 @@ def test_workflow_all(env: dict, tmp_path: Path, granularity: str) -> None:
 
     html = (project / "visualize" / "test.html").read_text(encoding="utf8")
     assert html.count("predicted (") == 3 and html.count(" gold</h2>") == 3
+
+
+CONLL = """\
+-DOCSTART- -X- -X- O
+
+Angela NNP I-NP I-PER
+Merkel NNP I-NP I-PER
+flew VBD I-VP O
+to TO I-PP O
+Paris NNP I-NP I-LOC
+. . O O
+
+Jane NNP I-NP I-PER
+Doe NNP I-NP I-PER
+stayed VBD I-VP O
+in IN I-PP O
+London NNP I-NP I-LOC
+. . O O
+"""
+
+
+@pytest.mark.slow
+def test_evaluate_workflow_on_a_fresh_copy(bert_dir: Path, tmp_path: Path) -> None:
+    """`spacy project run evaluate` runs convert -> assemble -> score from nothing but the
+    project files, a model and the data directory (tiny ones here)."""
+    project = make_project(tmp_path)
+    conll_dir = tmp_path / "conll"
+    conll_dir.mkdir()
+    for name in ("eng.testa", "eng.testb"):
+        (conll_dir / name).write_text(CONLL, encoding="utf8")
+    cmd = [sys.executable, "-m", "spacy", "project", "run", "evaluate", str(project)]
+    cmd += ["--vars.model", str(bert_dir), "--vars.conll_dir", str(conll_dir), "--vars.batch_size", "8"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    for split in ("dev", "test"):
+        metrics = json.loads((project / "metrics" / f"{split}.json").read_text())
+        assert metrics["ents_f"] == 1.0, (split, metrics)  # the tiny model knows these four names
