@@ -25,6 +25,10 @@ from .labels import LabelScheme, map_types
 from .loading import check_model_path, load_token_classifier, read_label_scheme, resolve_device
 from .windows import WINDOW_MODES, guess_sentence_start_chars, sentence_windows, strided_windows
 
+_LOAD_LOCK = threading.Lock()
+"""Held while a model loads: one lock for all instances, as spaCy pickles a Pipe's
+__dict__ (spawned nlp.pipe workers) and a lock cannot be pickled; loads are rare."""
+
 EntsFilter = Callable[[Iterable[Span], Iterable[Span]], List[Span]]
 
 DEFAULT_CONFIG = {
@@ -155,7 +159,6 @@ class DirectNER(Pipe):
         self._final_punct = frozenset(get_string_id(c) for c in Sentencizer.default_punct_chars)
         self._source: Union[str, Path] = str(model)
         self._local_only = False
-        self._load_lock = threading.Lock()
         self._model = None
         self._tokenizer = None
         self._runner: Optional[TokenClassifierRunner] = None
@@ -164,15 +167,6 @@ class DirectNER(Pipe):
         local_scheme = _local_label_scheme(self.cfg["model"])
         if local_scheme is not None:
             self._set_scheme(local_scheme)
-
-    def __getstate__(self) -> dict:  # pickled into spawned nlp.pipe(n_process=...) workers
-        state = dict(self.__dict__)
-        del state["_load_lock"]
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._load_lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------
 
@@ -183,7 +177,7 @@ class DirectNER(Pipe):
     def _ensure_loaded(self) -> TokenClassifierRunner:
         """The runner, loading the model once even when several threads call at once."""
         if self._runner is None:
-            with self._load_lock, fork_safe_torch():
+            with _LOAD_LOCK, fork_safe_torch():
                 if self._runner is None:
                     self._runner = self._load()
         return self._runner

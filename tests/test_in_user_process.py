@@ -131,3 +131,14 @@ def test_forks_of_the_users_process_keep_their_torch_threads(bert_dir, tmp_path,
     result = json.loads(next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
     assert result["child"][0] == 2  # direct_ner's fork handling touches only its own torch calls
     assert result["parent_env"] is None  # the user's environment is left as it was
+
+
+def test_the_component_pickles_for_spawned_workers(bert_dir):
+    """nlp.pipe(n_process=...) with the spawn start method (macOS, Windows) pickles the pipeline."""
+    import pickle
+
+    nlp = make_nlp(bert_dir)
+    for state in ("lazy", "loaded"):
+        copy = pickle.loads(pickle.dumps(nlp.get_pipe("direct_ner")))
+        assert ents(copy(nlp.make_doc(TEXT))) == EXPECTED, state
+        nlp(TEXT)
