@@ -33,12 +33,13 @@ class Errors:
     E005 = (
         "[direct_ner] '{name}' has an untrained classification head: {detail}. "
         "Its predictions would be random. Use a checkpoint fine-tuned for NER "
-        "(e.g. 'dslim/bert-base-NER'), or fine-tune this one first."
+        "(e.g. 'dslim/bert-base-NER'), or fine-tune this one first. If you know "
+        "the head is trained, load it anyway: config={{\"check_head\": false}}."
     )
     E006 = (
         "[direct_ner] The tokenizer of '{name}' ({cls}) is not a fast tokenizer "
-        "and gives no character offsets, which direct_ner needs to place "
-        "entities on spaCy tokens. Save the checkpoint with a tokenizer.json "
+        "and cannot tell which pieces belong to which word (word_ids()), which "
+        "direct_ner needs to place entities on spaCy tokens. Save the checkpoint with a tokenizer.json "
         "(AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir))."
     )
     E007 = (
@@ -105,6 +106,18 @@ class Errors:
         "config) and cannot load without running it. direct_ner never runs "
         "code from a checkpoint unless you allow it: "
         "config={{\"trust_remote_code\": true}}, only for a source you trust."
+    )
+    E019 = (
+        "[direct_ner] '{name}' names its labels only {labels}: the placeholder "
+        "names transformers gives a head that was never fine-tuned, or whose "
+        "label names were not saved. Set id2label in its config.json to the "
+        "tags it was trained with (e.g. O, B-PER, I-PER)."
+    )
+    E020 = (
+        "[direct_ner] '{name}' has a model type that transformers {version} does "
+        "not know ({reason}). Your transformers is out of date for this "
+        "checkpoint: upgrade it (pip install -U transformers), or check "
+        "model_type in its config.json."
     )
     E025 = (
         "[direct_ner] overwrite_ents=true and ents_filter={ents_filter} both say how "

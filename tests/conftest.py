@@ -51,7 +51,7 @@ def train_tokenizer(kind: str) -> PreTrainedTokenizerFast:
             tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
         )
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     tok.train_from_iterator(
         CORPUS,
@@ -145,6 +145,12 @@ def _path_from_env(variable: str, what: str) -> Path:
 def real_model_dir() -> Path:
     """The real CoNLL-2003 model, from SPACY_DIRECT_USE_TEST_MODEL."""
     return _path_from_env("SPACY_DIRECT_USE_TEST_MODEL", "a token classifier such as ../shared/models/minilm-conll03")
+
+
+@pytest.fixture(scope="session")
+def xlmr_model_dir() -> Path:
+    """The real SentencePiece (XLM-R architecture) CoNLL-2003 model, from SPACY_DIRECT_USE_TEST_XLMR_MODEL."""
+    return _path_from_env("SPACY_DIRECT_USE_TEST_XLMR_MODEL", "a SentencePiece token classifier such as ../shared/models/xlmr-minilm-conll03")
 
 
 @pytest.fixture(scope="session")
