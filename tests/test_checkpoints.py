@@ -5,6 +5,7 @@ inside transformers, never random output), and no file can run code.
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def assert_raised_by_direct_ner(info):
     assert info.value.__cause__ is None
     assert info.value.__suppress_context__ or info.value.__context__ is None
     assert str(Path(info.traceback[-1].path).resolve()).startswith(PACKAGE_DIR), info.traceback[-1].path
-    assert str(info.value).startswith("[direct_ner] ")
+    assert re.match(r"\[direct_ner E\d{3}\] ", str(info.value)), str(info.value)
 
 
 # -- where the model is ---------------------------------------------------------------------
