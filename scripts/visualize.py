@@ -13,7 +13,8 @@ from spacy import displacy
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from evaluate import load_nlp, predict, read_gold
+from harness import load_nlp, read_gold
+from score import predict
 
 FP, FN = "✗FP", "✗FN"
 ERROR_COLORS = {FP: "#ff8a80", FN: "#ffcc80"}
@@ -60,7 +61,7 @@ def main() -> None:
 
     nlp = load_nlp(args.model, args.gpu_id)
     golds = read_gold(args.data, nlp.vocab)[: args.limit]
-    examples, _ = predict(nlp, golds)
+    examples = predict(nlp, golds)
     parsed = [d for i, eg in enumerate(examples) for d in example_dicts(i, eg)]
     html = displacy.render(parsed, style="ent", manual=True, page=True, options={"colors": colors(parsed)})
     args.output.parent.mkdir(parents=True, exist_ok=True)
