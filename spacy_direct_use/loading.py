@@ -11,6 +11,8 @@ from transformers.utils import logging as hf_logging
 from .errors import DirectNERError, Errors
 from .labels import LabelScheme
 
+NO_TOKENIZER_FILES = "no tokenizer files (tokenizer.json, vocab.txt, ...) that transformers can read"
+
 
 def load_token_classifier(
     name: Union[str, Path],
@@ -42,7 +44,7 @@ def load_token_classifier(
             name, config=config, output_loading_info=True, **weights_kwargs
         )
     except Exception as err:  # noqa: BLE001 - every failure becomes a DirectNERError
-        raise _weights_error(name, err) from None
+        raise _weights_error(name, err, config.num_labels) from None
     finally:
         hf_logging.set_verbosity(verbosity)
     _check_head_trained(name, model, info)
@@ -136,10 +138,13 @@ def _load_tokenizer(name: str, **kwargs):
             raise DirectNERError(Errors.E018.format(name=name)) from None
         reason = _first_line(err)
         if isinstance(err, (ImportError, TypeError)) or "protobuf" in str(err):
-            reason = "no tokenizer files (tokenizer.json, vocab.txt, ...) that transformers can read"
+            reason = NO_TOKENIZER_FILES
         raise DirectNERError(Errors.E014.format(name=name, reason=reason)) from None
     if tokenizer is None or not getattr(tokenizer, "is_fast", False):
         raise DirectNERError(Errors.E006.format(name=name, cls=type(tokenizer).__name__))
+    if not set(tokenizer.get_vocab()) - set(tokenizer.all_special_tokens):
+        # transformers 5 builds an empty tokenizer when a directory has no tokenizer files
+        raise DirectNERError(Errors.E014.format(name=name, reason=NO_TOKENIZER_FILES))
     return tokenizer
 
 
@@ -148,7 +153,7 @@ def _needs_remote_code(err: BaseException) -> bool:
     return "trust_remote_code" in text or "contains custom code" in text
 
 
-def _weights_error(name: str, err: BaseException) -> DirectNERError:
+def _weights_error(name: str, err: BaseException, num_labels: int) -> DirectNERError:
     """The DirectNERError for an exception from AutoModelForTokenClassification.from_pretrained."""
     chain = _exception_chain(err)
     text = "\n".join(str(e) for e in chain)
@@ -160,9 +165,9 @@ def _weights_error(name: str, err: BaseException) -> DirectNERError:
         if unsafe:
             reason += f" ({unsafe[-1].split(' was not')[0]} would run code)"
         return DirectNERError(Errors.E010.format(name=name, reason=reason))
-    mismatch = [line.strip() for line in text.splitlines() if "size mismatch" in line]
-    if mismatch:
-        return DirectNERError(Errors.E015.format(name=name, detail=mismatch[0].rstrip(".")))
+    if "size mismatch" in text or "ignore_mismatched_sizes" in text:  # transformers 4.x / 5.x wording
+        detail = f"id2label has {num_labels} labels, but the head's weights have another number of outputs"
+        return DirectNERError(Errors.E015.format(name=name, detail=detail))
     if "Unrecognized configuration class" in text:
         return DirectNERError(
             Errors.E004.format(name=name, architectures="of a model type that has no token-classification class in transformers")

@@ -20,12 +20,12 @@ from transformers import AutoTokenizer
 from conftest import ents, make_lookup_model, make_nlp
 
 KINDS = ("wordpiece", "bpe")
-# The BPE twin of conftest's WORDPIECE_RULES (bert_dir). Byte-level BPE splits 'Angela' into
-# 'Angel' + 'a' and 'Paris' into 'Par' + 'is' (or 'ĠPar' + 'is' after a space); 'first'
-# aggregation reads each word's first sub-word.
+# The BPE twin of conftest's WORDPIECE_RULES (bert_dir). Byte-level BPE reads each word with
+# a prefix space: 'Angela' is 'ĠAngel' + 'a', 'Paris' is 'ĠPar' + 'is'; 'first' aggregation
+# reads each word's first sub-word.
 BPE_RULES = {
-    "Angel": "B-PER", "ĠMer": "I-PER", "ĠJan": "B-PER", "ĠDo": "I-PER",
-    "Par": "B-LOC", "ĠPar": "B-LOC", "Ber": "B-LOC", "ĠBer": "B-LOC", "Lond": "B-LOC", "ĠLond": "B-LOC",
+    "ĠAngel": "B-PER", "ĠMer": "I-PER", "ĠJan": "B-PER", "ĠDo": "I-PER",
+    "ĠPar": "B-LOC", "ĠBer": "B-LOC", "ĠLond": "B-LOC",
 }
 LABEL_MAP = {"PER": "PERSON", "LOC": "GPE"}  # ORG keeps its name
 LABELS = {"PERSON", "GPE", "ORG"}
@@ -141,8 +141,9 @@ def test_invisible_and_control_characters_inside_words(nlp, kind, char):
     text = f"{char}Angela{char}Merkel flew to Par{char}is{char} and Berlin{char}."
     doc = nlp(text)
     assert_valid(doc, text)
-    if kind == "wordpiece" and unicodedata.category(char) in ("Cc", "Cf"):
+    if kind == "wordpiece" and unicodedata.category(char) in ("Cc", "Cf") and not char.isspace():
         # BERT's normalizer drops control and format characters, so the words read as usual.
+        # (A character spaCy reads as whitespace, such as NEL \x85, splits the word in two.)
         assert [label for _, label in ents(doc)] == ["PERSON", "GPE", "GPE"]
 
 
@@ -256,14 +257,14 @@ def test_unusual_tokenization(nlp, case):
         assert ents(doc) == expected
 
 
-def test_words_split_inside_a_subword_stay_one_entity(nlp):
-    """'Angela' and 'Paris' cut mid-sub-word: the model gave the one sub-word one label,
-    so the pieces are one entity, not a B- entity per piece."""
+def test_words_split_inside_a_word_are_read_as_the_users_words(nlp):
+    """Each token is one word for the model, as in fine-tuning on pre-split words:
+    'Ang' + 'ela' are two words, neither of them a name the lookup model knows."""
     words = ["Ang", "ela", "Merkel", "flew", "to", "Pa", "ris", "."]
     spaces = [False, True, True, True, True, False, False, False]
     doc = nlp(Doc(nlp.vocab, words=words, spaces=spaces))
     assert_valid(doc, "Angela Merkel flew to Paris.")
-    assert ents(doc) == EXPECTED
+    assert [token.ent_type_ for token in doc if token.text in ("Ang", "ela", "Pa", "ris")] == [""] * 4
 
 
 def test_words_glued_across_subwords(nlp):

@@ -230,7 +230,7 @@ def test_more_labels_than_the_head_has(tmp_path, tokenizer):
 
     path = save(tmp_path / "m", BertForTokenClassification(tiny_config(tokenizer, BIO)), tokenizer, edit)
     message = load_error(path)
-    assert "do not match its classification head" in message and "size mismatch" in message
+    assert "do not match its classification head" in message and "7 labels" in message
 
 
 def test_model_type_transformers_does_not_know(tmp_path, bert_dir):
@@ -270,7 +270,7 @@ def test_vocab_txt_without_tokenizer_json_is_converted_to_fast(tmp_path, bert_di
     path = shutil.copytree(bert_dir, tmp_path / "m")
     vocab = json.loads((path / "tokenizer.json").read_text())["model"]["vocab"]
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        (path / name).unlink()
+        (path / name).unlink(missing_ok=True)  # transformers 5 writes no special_tokens_map.json
     (path / "vocab.txt").write_text("".join(f"{t}\n" for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])))
     nlp = make_nlp(path)
     nlp.initialize()
@@ -282,7 +282,7 @@ def test_tokenizer_with_no_fast_version_is_refused(tmp_path, bert_dir):
     """CanineTokenizer has no fast class, so no offsets: a clear error, not misplaced entities."""
     path = shutil.copytree(bert_dir, tmp_path / "m")
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        (path / name).unlink()
+        (path / name).unlink(missing_ok=True)  # transformers 5 writes no special_tokens_map.json
     CanineTokenizer().save_pretrained(path)
     message = load_error(path)
     assert "not a fast tokenizer" in message and "CanineTokenizer" in message and "tokenizer.json" in message
@@ -291,7 +291,7 @@ def test_tokenizer_with_no_fast_version_is_refused(tmp_path, bert_dir):
 def test_no_tokenizer_files(tmp_path, bert_dir):
     path = shutil.copytree(bert_dir, tmp_path / "m")
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        (path / name).unlink()
+        (path / name).unlink(missing_ok=True)  # transformers 5 writes no special_tokens_map.json
     message = load_error(path)
     assert "Could not load the tokenizer" in message and "save_pretrained" in message
 

@@ -33,7 +33,7 @@ def test_initialize_loads_the_model(bert_dir):
 
 
 def test_bpe_model_with_multi_subword_tokens(tmp_path):
-    rules = {"Angel": "B-PER", "a": "I-PER", "ĠMer": "I-PER", "kel": "I-PER", "ĠPar": "B-LOC", "is": "I-LOC"}
+    rules = {"ĠAngel": "B-PER", "a": "I-PER", "ĠMer": "I-PER", "kel": "I-PER", "ĠPar": "B-LOC", "is": "I-LOC"}
     nlp = make_nlp(make_lookup_model(tmp_path / "bpe", rules, "bpe"))
     doc = nlp("Angela Merkel flew to Paris .")
     assert ents(doc) == [("Angela Merkel", "PER"), ("Paris", "LOC")]
@@ -155,7 +155,7 @@ def test_missing_model_shows_add_pipe_line():
     "config,match",
     [
         ({"aggregation": "mean"}, "aggregation"),
-        ({"alignment_mode": "loose"}, "alignment_mode"),
+        ({"window_mode": "pages"}, "window_mode"),
         ({"precision": "int8"}, "precision"),
         ({"window_size": 32, "window_overlap": 32}, "window_overlap"),
         ({"threshold": 2.0}, "threshold"),
