@@ -37,7 +37,7 @@ def predict(nlp: Language, golds: Sequence[Doc], batch_size: int = 64, gold_sent
     """Run `nlp.pipe` on fresh Docs with the gold words (progress bar); the Docs are paired
     with their gold ones. (`nlp.evaluate` would score them too, but keeps no predicted Docs.)"""
     docs = (words_doc(nlp.vocab, gold, gold_sents) for gold in golds)
-    predicted = nlp.pipe(tqdm(docs, total=len(golds), unit="doc", desc="direct_ner"), batch_size=batch_size)
+    predicted = tqdm(nlp.pipe(docs, batch_size=batch_size), total=len(golds), unit="doc", desc="direct_ner")
     return [Example(doc, gold) for doc, gold in zip(predicted, golds)]
 
 

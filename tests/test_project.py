@@ -11,7 +11,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training import Example
 from spacy.vocab import Vocab
 
 from conftest import ents
@@ -50,6 +51,33 @@ def test_benchmark_writes_its_numbers(scripts, bert_dir: Path, tmp_path: Path) -
     assert set(run["systems"]) == {"floor", "direct_ner", "hf-pipeline[first]", "hf-pipeline[simple]"}
     assert all(r["words_per_second"] > 0 and r["forward_calls"] > 0 for r in run["systems"].values())
     assert set(run["systems"]["direct_ner"]["timings"]) == {"tokenize", "forward", "decode", "annotate"}
+
+
+def test_error_analysis_tells_the_error_kinds_apart(scripts, tmp_path: Path) -> None:
+    pytest.importorskip("nervaluate", reason="nervaluate 1.x needs Python 3.11+")
+    visualize = scripts("visualize")
+    words = "Angela Merkel met John Smith in New York and Paris with Acme yesterday .".split()
+    gold, pred = Doc(Vocab(), words=words), Doc(Vocab(), words=words)
+    gold.ents = [Span(gold, 0, 2, "PER"), Span(gold, 3, 5, "PER"), Span(gold, 6, 8, "LOC"), Span(gold, 9, 10, "LOC"), Span(gold, 11, 12, "ORG")]
+    # correct, spurious, type (same tokens), boundary (same type), boundary+type; 'Paris' missed
+    pred.ents = [Span(pred, 0, 2, "PER"), Span(pred, 2, 3, "MISC"), Span(pred, 3, 5, "ORG"), Span(pred, 7, 8, "LOC"), Span(pred, 11, 13, "LOC")]
+    analysis = visualize.analyse([Example(pred, gold)])
+    kinds = {t: {k: n for k, n in c.items() if n} for t, c in analysis.kinds.items()}
+    assert kinds == {
+        "PER": {"correct": 1, "type": 1}, "LOC": {"boundary": 1, "missed": 1}, "ORG": {"boundary+type": 1}, "MISC": {"spurious": 1}
+    }
+    assert {k: n for k, n in analysis.confusion.items() if n} == {
+        ("PER", "PER"): 1, ("PER", "ORG"): 1, ("LOC", "LOC"): 1, ("LOC", "missed"): 1, ("ORG", "LOC"): 1, ("spurious", "MISC"): 1
+    }
+    assert analysis.predicted_kinds == {(0, 1): "spurious", (0, 2): "type", (0, 3): "boundary", (0, 4): "boundary+type"}
+    assert analysis.missed == {(0, 3)}
+    assert analysis.prf["all"]["p"] == pytest.approx(1 / 5) and analysis.prf["PER"]["r"] == pytest.approx(1 / 2)
+    page = visualize.doc_pair(0, Example(pred, gold), analysis)
+    assert page.count(visualize.FALSE_POSITIVE_COLOR) == 4 and page.count(visualize.FALSE_NEGATIVE_COLOR) == 4
+    assert "LOC ✗ missed" in page and "ORG ✗ type" in page
+    visualize.plot_confusion(analysis, tmp_path / "confusion.png")
+    visualize.plot_per_type(analysis, tmp_path / "per_type.png")
+    assert all((tmp_path / name).read_bytes().startswith(b"\x89PNG") for name in ("confusion.png", "per_type.png"))
 
 
 def test_token_report(scripts) -> None:
@@ -95,6 +123,7 @@ def test_workflow_all(env: dict, tmp_path: Path, granularity: str) -> None:
         "granularity": granularity,
         "max_articles": MAX_ARTICLES,
         "batch_size": 8,
+        "visualize_docs": "all",
         "visualize_limit": 3,
     }
     cmd = [sys.executable, "-m", "spacy", "project", "run", "all", str(project)]
@@ -119,5 +148,9 @@ def test_workflow_all(env: dict, tmp_path: Path, granularity: str) -> None:
     }
     assert all(0.5 < row["f"] <= 1.0 for row in compare.values())
 
-    html = (project / "visualize" / "test.html").read_text(encoding="utf8")
-    assert html.count("predicted (") == 3 and html.count(" gold</h2>") == 3
+    html = (project / "visualize" / "errors.html").read_text(encoding="utf8")
+    assert html.count("<section>") == 3 and html.count(">predicted</h2>") == 3 and html.count(">gold</h2>") == 3
+    errors = json.loads((project / "visualize" / "errors.json").read_text())
+    n_gold = sum(n for kinds in errors["kinds"].values() for k, n in kinds.items() if k != "spurious")
+    assert n_gold == sum(row["count"] for row in errors["confusion"] if row["gold"] != "spurious") > 0
+    assert all((project / "visualize" / f"{name}.png").stat().st_size > 10_000 for name in ("confusion", "per_type"))
