@@ -48,7 +48,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E005 = (
         "[direct_ner] '{name}' has an untrained classification head: {detail}. "
         "Its predictions would be random. Use a checkpoint fine-tuned for NER "
-        "(e.g. 'dslim/bert-base-NER'), or fine-tune this one first."
+        "(e.g. 'dslim/bert-base-NER'), or fine-tune this one first. If you know "
+        "the head is trained, load it anyway: config={{\"check_head\": false}}."
     )
     E006 = (
         "[direct_ner] The tokenizer of '{name}' ({cls}) is not a fast tokenizer "
@@ -120,4 +121,16 @@ class Errors(metaclass=ErrorsWithCodes):
         "config) and cannot load without running it. direct_ner never runs "
         "code from a checkpoint unless you allow it: "
         "config={{\"trust_remote_code\": true}}, only for a source you trust."
+    )
+    E019 = (
+        "[direct_ner] '{name}' names its labels only {labels}: the placeholder "
+        "names transformers gives a head that was never fine-tuned, or whose "
+        "label names were not saved. Set id2label in its config.json to the "
+        "tags it was trained with (e.g. O, B-PER, I-PER)."
+    )
+    E020 = (
+        "[direct_ner] '{name}' has a model type that transformers {version} does "
+        "not know ({reason}). Your transformers is out of date for this "
+        "checkpoint: upgrade it (pip install -U transformers), or check "
+        "model_type in its config.json."
     )

@@ -40,6 +40,7 @@ DEFAULT_CONFIG = {
     "device": None,
     "precision": "fp32",
     "trust_remote_code": False,
+    "check_head": True,
     "scorer": {"@scorers": "spacy.ner_scorer.v1"},
 }
 
@@ -70,6 +71,7 @@ def make_direct_ner(
     device: Optional[str],
     precision: str,
     trust_remote_code: bool,
+    check_head: bool,
     scorer: Optional[Callable],
 ) -> "DirectNER":
     """Run a fine-tuned Hugging Face token classifier and write its entities to doc.ents."""
@@ -114,7 +116,11 @@ class DirectNER(Pipe):
     def _ensure_loaded(self) -> TokenClassifierRunner:
         if self._runner is None:
             model, tokenizer, self._scheme = load_token_classifier(
-                self._source, self.cfg["revision"], self.cfg["trust_remote_code"], local_only=self._local_only
+                self._source,
+                self.cfg["revision"],
+                self.cfg["trust_remote_code"],
+                local_only=self._local_only,
+                check_head=self.cfg["check_head"],
             )
             mapped = map_types(self._scheme.entity_types, self.cfg["label_map"])
             self._type_labels = [mapped[t] for t in self._scheme.entity_types]

@@ -48,9 +48,9 @@ def ents(doc: Doc) -> List[Tuple[str, str]]:
     return [(e.text, e.label_) for e in doc.ents]
 
 
-def make_nlp(model_dir: Union[str, Path], **config: Any) -> Language:
-    """A blank English pipeline with direct_ner on `model_dir` and the given config values."""
-    nlp = spacy.blank("en")
+def make_nlp(model_dir: Union[str, Path], lang: str = "en", **config: Any) -> Language:
+    """A blank pipeline (English unless `lang`) with direct_ner on `model_dir` and the given config values."""
+    nlp = spacy.blank(lang)
     nlp.add_pipe("direct_ner", config={"model": str(model_dir), **config})
     return nlp
 

@@ -184,6 +184,39 @@ def test_head_saved_before_any_training_step_is_refused(tmp_path, tokenizer, mod
     assert "before any training step" in message and "fine-tune" in message
 
 
+def test_untrained_head_loads_when_the_check_is_off(tmp_path, tokenizer):
+    path = save(tmp_path / "m", fresh_token_classifier("bert", tokenizer), tokenizer)
+    assert 'config={"check_head": false}' in load_error(path)
+    nlp = make_nlp(path, check_head=False)
+    nlp.initialize()
+    assert nlp.get_pipe("direct_ner").labels == ("LOC", "PER")
+
+
+def test_trained_head_with_a_zero_bias_loads(tmp_path, tokenizer):
+    """A head trained with a frozen or absent bias: zero bias, weights moved by training."""
+    model = fresh_token_classifier("bert", tokenizer)
+    with torch.no_grad():
+        model.classifier.weight.mul_(2.0)  # the CoNLL stand-in's weights grew to 1.4x initializer_range
+    nlp = make_nlp(save(tmp_path / "m", model, tokenizer))
+    nlp.initialize()
+    assert nlp.get_pipe("direct_ner").labels == ("LOC", "PER")
+
+
+def test_head_without_a_bias_in_the_file_loads(tmp_path, tokenizer):
+    from safetensors.torch import load_file, save_file
+
+    model = fresh_token_classifier("bert", tokenizer)
+    with torch.no_grad():
+        model.classifier.weight.mul_(2.0)
+    path = save(tmp_path / "m", model, tokenizer)
+    weights = load_file(path / "model.safetensors")
+    del weights["classifier.bias"]
+    save_file(weights, path / "model.safetensors", metadata={"format": "pt"})
+    nlp = make_nlp(path)
+    nlp.initialize()
+    assert nlp.get_pipe("direct_ner").labels == ("LOC", "PER")
+
+
 def test_head_whose_bias_moved_is_not_taken_for_untrained(tmp_path, tokenizer):
     model = fresh_token_classifier("bert", tokenizer)
     with torch.no_grad():
@@ -196,7 +229,7 @@ def test_head_whose_bias_moved_is_not_taken_for_untrained(tmp_path, tokenizer):
 def test_generic_label_names_are_refused(tmp_path, tokenizer):
     path = save(tmp_path / "m", BertForTokenClassification(tiny_config(tokenizer, num_labels=5)), tokenizer)
     message = load_error(path)
-    assert "untrained classification head" in message and "LABEL_0" in message
+    assert "placeholder names" in message and "LABEL_0" in message and "id2label" in message
 
 
 @pytest.mark.parametrize(
@@ -239,7 +272,9 @@ def test_model_type_transformers_does_not_know(tmp_path, bert_dir):
     config["model_type"] = "frobnicator"
     (path / "config.json").write_text(json.dumps(config))
     message = load_error(path)
-    assert "is not a token classifier" in message and "unsupported" in message and "frobnicator" in message
+    assert message.startswith("[direct_ner E020] ") and "frobnicator" in message
+    assert "out of date" in message and "pip install -U transformers" in message
+    assert "not a token classifier" not in message
 
 
 def test_corrupt_config_json(tmp_path, bert_dir):

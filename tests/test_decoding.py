@@ -123,7 +123,7 @@ def test_empty_sequence():
 @pytest.mark.parametrize(
     "labels,match",
     [
-        (["LABEL_0", "LABEL_1", "LABEL_2"], "untrained classification head"),
+        (["LABEL_0", "LABEL_1", "LABEL_2"], "E019.*placeholder names"),
         (["B-PER", "I-PER"], "no 'O' label"),
         (["O", "E-PER"], "E-PER has no B-PER"),
         (["O", "B-PER", "B-PER"], "duplicate"),
