@@ -1,4 +1,8 @@
 """Every message direct_ner raises, in one place: what went wrong and the fix."""
+import re
+
+PREFIX = "[direct_ner] "
+_CODE = re.compile(r"[EW]\d+")
 
 
 class DirectNERError(ValueError):
@@ -8,7 +12,18 @@ class DirectNERError(ValueError):
 ADD_PIPE_EXAMPLE = 'nlp.add_pipe("direct_ner", config={"model": "dslim/bert-base-NER"})'
 
 
-class Errors:
+class ErrorsWithCodes(type):
+    """Reading a code such as `Errors.E004` gives its message headed "[direct_ner E004] ",
+    so users can search for it; as spaCy's own `spacy.errors.ErrorsWithCodes` does for "[E004]"."""
+
+    def __getattribute__(self, name: str):
+        message = super().__getattribute__(name)
+        if not _CODE.fullmatch(name):
+            return message
+        return f"[direct_ner {name}] {message.removeprefix(PREFIX)}"
+
+
+class Errors(metaclass=ErrorsWithCodes):
     E001 = (
         "[direct_ner] No model given. direct_ner needs a fine-tuned Hugging Face "
         "token classifier, by hub name or local directory, e.g.\n    {example}"

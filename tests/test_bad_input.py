@@ -20,30 +20,20 @@ from transformers import AutoTokenizer
 
 from spacy_direct_use import DirectNERError
 
-from conftest import make_lookup_model
+from conftest import ents, make_lookup_model, make_nlp
 
 KINDS = ("wordpiece", "bpe")
-RULES = {
-    "wordpiece": {
-        "angela": "B-PER", "merkel": "I-PER", "jane": "B-PER", "doe": "I-PER",
-        "paris": "B-LOC", "berlin": "B-LOC", "london": "B-LOC",
-        "united": "B-ORG", "nations": "I-ORG",
-    },
-    # Byte-level BPE reads each word with a prefix space: 'Angela' is 'ĠAngel' + 'a',
-    # 'Paris' is 'ĠPar' + 'is'; 'first' aggregation reads each word's first sub-word.
-    "bpe": {
-        "ĠAngel": "B-PER", "ĠMer": "I-PER", "ĠJan": "B-PER", "ĠDo": "I-PER",
-        "ĠPar": "B-LOC", "ĠBer": "B-LOC", "ĠLond": "B-LOC",
-    },
+# The BPE twin of conftest's WORDPIECE_RULES (bert_dir). Byte-level BPE reads each word with
+# a prefix space: 'Angela' is 'ĠAngel' + 'a', 'Paris' is 'ĠPar' + 'is'; 'first' aggregation
+# reads each word's first sub-word.
+BPE_RULES = {
+    "ĠAngel": "B-PER", "ĠMer": "I-PER", "ĠJan": "B-PER", "ĠDo": "I-PER",
+    "ĠPar": "B-LOC", "ĠBer": "B-LOC", "ĠLond": "B-LOC",
 }
 LABEL_MAP = {"PER": "PERSON", "LOC": "GPE"}  # ORG keeps its name
 LABELS = {"PERSON", "GPE", "ORG"}
 EXPECTED = [("Angela Merkel", "PERSON"), ("Paris", "GPE")]
 ENTITY_WORDS = ["Angela", "Merkel", "Paris", "Berlin", "London", "Jane", "Doe", "United", "Nations"]
-
-
-def ents(doc):
-    return [(e.text, e.label_) for e in doc.ents]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -57,9 +47,8 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad_input")
-    return {kind: make_lookup_model(root / kind, RULES[kind], kind) for kind in KINDS}
+def model_dirs(tmp_path_factory, bert_dir):
+    return {"wordpiece": bert_dir, "bpe": make_lookup_model(tmp_path_factory.mktemp("bpe") / "model", BPE_RULES, "bpe")}
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -69,8 +58,7 @@ def kind(request):
 
 @pytest.fixture(scope="module")
 def nlp(model_dirs, kind):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config={"model": str(model_dirs[kind]), "label_map": LABEL_MAP})
+    nlp = make_nlp(model_dirs[kind], label_map=LABEL_MAP)
     nlp.initialize()
     assert set(nlp.get_pipe("direct_ner").labels) == LABELS
     return nlp
@@ -291,14 +279,14 @@ def test_words_glued_across_subwords(nlp):
 # -- very long documents -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_sentencizer", [False, True])
 def test_entity_in_the_last_sentence_of_a_30000_word_doc(model_dirs, kind, with_sentencizer):
     filler = "the cat sat on a mat near the river . " * 3000  # 30,000 words, no entity
     text = filler + "Then Angela Merkel flew to Paris ."
-    nlp = spacy.blank("en")
+    nlp = make_nlp(model_dirs[kind], label_map=LABEL_MAP)
     if with_sentencizer:
-        nlp.add_pipe("sentencizer")
-    nlp.add_pipe("direct_ner", config={"model": str(model_dirs[kind]), "label_map": LABEL_MAP})
+        nlp.add_pipe("sentencizer", first=True)
     doc = nlp(text)
     assert len(doc) > 30000
     assert_valid(doc, text)
@@ -358,13 +346,11 @@ TEXT = "Angela Merkel flew to Paris to meet the United Nations on Monday ."
 @pytest.fixture(scope="module")
 def bert_nlp(model_dirs):
     def make(overwrite_ents=None, ruler_patterns=None, **settings):
-        nlp = spacy.blank("en")
-        if ruler_patterns:
-            nlp.add_pipe("entity_ruler").add_patterns(ruler_patterns)
-        config = {"model": str(model_dirs["wordpiece"]), **settings}
         if overwrite_ents is not None:
-            config["overwrite_ents"] = overwrite_ents
-        nlp.add_pipe("direct_ner", config=config)
+            settings["overwrite_ents"] = overwrite_ents
+        nlp = make_nlp(model_dirs["wordpiece"], **settings)
+        if ruler_patterns:
+            nlp.add_pipe("entity_ruler", first=True).add_patterns(ruler_patterns)
         return nlp
 
     return make

@@ -17,11 +17,12 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 import pytest
-import spacy
 import torch
 from spacy.tokens import Doc
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+
+from conftest import make_nlp
 
 sentencepiece = pytest.importorskip("sentencepiece")
 
@@ -173,8 +174,7 @@ def entity_tuples(doc: Doc) -> List[Tuple[int, int, str]]:
 
 
 def test_gold_words_give_the_fine_tuning_reference(family_dir):
-    nlp = spacy.blank("xx")
-    nlp.add_pipe("direct_ner", config={"model": str(family_dir)})
+    nlp = make_nlp(family_dir, lang="xx")
     compared = 0
     for sentence in SENTENCES:
         words = sentence.split(" ")
@@ -186,8 +186,7 @@ def test_gold_words_give_the_fine_tuning_reference(family_dir):
 
 def test_spacy_tokens_are_the_words(family_dir):
     """On nlp(text), spaCy's tokens are the words the model reads, whitespace tokens excluded."""
-    nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config={"model": str(family_dir)})
+    nlp = make_nlp(family_dir)
     for text in RAW_TEXTS + ["  Angela \n Merkel  in Paris . "]:
         doc = nlp(text)
         assert doc.text == text
@@ -232,7 +231,6 @@ def test_sentencepiece_reads_the_bare_prefix_piece(tmp_path):
         model.classifier.bias.zero_()
         model.classifier.weight[0, 0] = model.classifier.weight[1, 1] = 5.0
     model.save_pretrained(path, safe_serialization=True)
-    nlp = spacy.blank("xx")
-    nlp.add_pipe("direct_ner", config={"model": str(path)})
+    nlp = make_nlp(path, lang="xx")
     doc = nlp(Doc(nlp.vocab, words=words))
     assert [ent.start for ent in doc.ents] == bare_words

@@ -13,6 +13,7 @@ from spacy_direct_use.conll import read_docs
 from spacy_direct_use.labels import LabelScheme
 
 N_SENTENCES = 400
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", params=["real_model_dir", "xlmr_model_dir"], ids=["bert-wordpiece", "xlmr-sentencepiece"])
