@@ -39,9 +39,8 @@ def _examples(nlp, data):
     return examples
 
 
-@pytest.fixture(scope="module")
-def trained_dir(tmp_path_factory) -> Path:
-    """A tok2vec + ner pipeline trained a few steps, standing in for en_core_web_sm."""
+def train_tiny_ner(path: Path) -> Path:
+    """A tok2vec + ner pipeline trained a few steps on TRAIN, standing in for en_core_web_sm."""
     fix_random_seed(0)
     nlp = spacy.blank("en")
     tok2vec = {"@architectures": "spacy.HashEmbedCNN.v2", "width": 32, "depth": 1, "embed_size": 500, "window_size": 1,
@@ -52,9 +51,13 @@ def trained_dir(tmp_path_factory) -> Path:
     optimizer = nlp.initialize(lambda: examples)
     for _ in range(40):
         nlp.update(examples, sgd=optimizer, drop=0.0)
-    path = tmp_path_factory.mktemp("trained") / "pipeline"
     nlp.to_disk(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory) -> Path:
+    return train_tiny_ner(tmp_path_factory.mktemp("trained") / "pipeline")
 
 
 def recipe(trained_dir, bert_dir, how):
