@@ -12,7 +12,7 @@ from spacy.training import Example
 
 import spacy_direct_use.loading
 from spacy_direct_use import DirectNER, DirectNERError
-from spacy_direct_use.inference import DEFAULT_BATCH_TOKENS, length_batches
+from spacy_direct_use.inference import DEFAULT_BATCH_TOKENS, PASS_COST_DIVISOR, length_batches
 
 from conftest import ents, make_lookup_model, make_nlp
 
@@ -94,14 +94,31 @@ def test_pipe_batches_docs_and_matches_single_calls(bert_dir):
     assert set(nlp.get_pipe("direct_ner").timings) == {"tokenize", "forward", "decode", "annotate"}
 
 
-def test_forward_batches_respect_window_and_token_limits():
-    lengths = [1, 2, 2, 3, 5, 5, 5, 9]
-    batches = length_batches(list(range(len(lengths))), lengths, batch_size=3, batch_tokens=10)
-    assert [i for batch in batches for i in batch] == list(range(len(lengths)))
+def _batch_cost(batches, lengths, pass_cost):
+    return sum(pass_cost + max(lengths[i] for i in batch) * len(batch) for batch in batches)
+
+
+@pytest.mark.parametrize("batch_tokens", [10, 24, 120])
+def test_forward_batches_respect_the_limits_and_pad_least(batch_tokens):
+    """The cuts are the cheapest of all cuts within the limits (padded sub-words plus a
+    cost per pass), found by brute force over every way to cut the sorted windows."""
+    import itertools
+
+    lengths = [1, 2, 2, 3, 5, 5, 5, 9, 9, 12]
+    order = list(range(len(lengths)))
+    batches = length_batches(order, lengths, batch_size=3, batch_tokens=batch_tokens)
+    assert [i for batch in batches for i in batch] == order
     for batch in batches:
         assert len(batch) <= 3
-        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 10
-    assert batches == [[0, 1, 2], [3, 4], [5, 6], [7]]
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= batch_tokens
+    pass_cost = batch_tokens / PASS_COST_DIVISOR
+    cheapest = float("inf")
+    for cuts in itertools.product([False, True], repeat=len(order) - 1):
+        bounds = [0] + [i + 1 for i, cut in enumerate(cuts) if cut] + [len(order)]
+        option = [order[a:b] for a, b in zip(bounds, bounds[1:])]
+        if all(len(b) <= 3 and (len(b) == 1 or max(lengths[i] for i in b) * len(b) <= batch_tokens) for b in option):
+            cheapest = min(cheapest, _batch_cost(option, lengths, pass_cost))
+    assert _batch_cost(batches, lengths, pass_cost) == pytest.approx(cheapest)
 
 
 def test_forward_batch_tokens_default_follows_the_device(bert_dir):
