@@ -106,3 +106,19 @@ class Errors:
         "code from a checkpoint unless you allow it: "
         "config={{\"trust_remote_code\": true}}, only for a source you trust."
     )
+    E035 = (
+        "[direct_ner] precision \"int8\" runs on CPU only, but the model would run "
+        "on '{device}'. On a GPU use config={{\"precision\": \"fp16\"}} or "
+        "\"bf16\"; for int8 run on CPU: config={{\"device\": \"cpu\", "
+        "\"precision\": \"int8\"}}."
+    )
+    E036 = (
+        "[direct_ner] precision \"int8\" needs ONNX Runtime and onnx, but "
+        "'{missing}' is not installed. Install the extra: pip install "
+        "\"spacy-direct-use[int8]\", or use config={{\"precision\": \"fp32\"}}."
+    )
+    E037 = (
+        "[direct_ner] precision \"int8\" could not export '{name}' to ONNX for "
+        "quantization ({reason}). Use config={{\"precision\": \"fp32\"}} (or "
+        "\"bf16\") for this model."
+    )
