@@ -19,7 +19,12 @@ exactly B windows: what direct_ner costs on top of the very same forward passes.
       [--granularity sentence|article|both] [--batch-sizes 8,32,64] [--gpu-id -1] \
       [--precision fp32|bf16|fp16] [--max-docs N] [--stream-words 1000000] \
       [--repeats 2] [--peers] [--systems floor,direct_ner] [--gold-sents] \
-      [--threads 0] [--floor-batch-size 32] [--matched-batches]
+      [--threads 0] [--floor-batch-size 32] [--matched-batches] [--precisions fp32,int8] [--latency]
+
+--precisions fp32,int8 adds direct_ner[int8] to the same interleaved rounds as
+direct_ner (in --precision). --latency times one-Doc calls instead: nlp(text) on a
+25-word sentence against the bare tokenizer + forward call, p50/p99 over 1,000
+calls, and the first call after spacy.load, lazy and after an eager initialize().
 
 --peers needs spacy-huggingface-pipelines and spacy-wrap installed (keep them in a
 separate venv); peers that cannot be imported are skipped with a note.
@@ -29,6 +34,7 @@ import gc
 import os
 import resource
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -472,6 +478,125 @@ def stream_memory(nlp: Language, corpus: Corpus, n_words: int, batch_size: int) 
     }
 
 
+# -- precisions and one-Doc latency (--precisions, --latency) ----------------------------
+
+LATENCY_WORDS = 25
+LATENCY_CALLS = 1000
+LATENCY_WARMUP = 50
+
+
+def precision_systems(args: argparse.Namespace, batch_size: int, device: Device) -> List[System]:
+    """direct_ner[p] for each of --precisions other than --precision, timed in the same
+    interleaved rounds as direct_ner (int8's ONNX Runtime forwards are not counted)."""
+    return [
+        spacy_system(f"direct_ner[{p}]", direct_ner_nlp(args.model, Device(device.gpu_id, p)), batch_size)
+        for p in args.precisions
+        if p != device.precision
+    ]
+
+
+def format_precisions(results: Sequence[Result], precision: str) -> str:
+    """words/s of each direct_ner[p] as a multiple of direct_ner's (same run, same rounds)."""
+    named = by_name(results)
+    base = named.get("direct_ner")
+    parts = [f"{name[len('direct_ner['):-1]} {ratio(r, base)}x" for name, r in named.items() if name.startswith("direct_ner[")]
+    return f"direct_ner words/s relative to {precision}: " + ", ".join(parts) if base and parts else ""
+
+
+def latency_text(path: Path) -> str:
+    """The first sentence of the CoNLL file with LATENCY_WORDS words."""
+    for gold in read_gold(path, "sentence"):
+        if len(gold) == LATENCY_WORDS:
+            return gold.text
+    raise ValueError(f"{path} has no sentence of {LATENCY_WORDS} words")
+
+
+def bare_forward(nlp: Language) -> Callable[[str], Any]:
+    """The floor for one text: direct_ner's own tokenizer and model (int8: its ONNX Runtime
+    session), called directly (private attributes: benchmark use only)."""
+    pipe = nlp.get_pipe("direct_ner")
+    runner, tokenizer = pipe._runner, pipe._tokenizer
+
+    def run(text: str) -> Any:
+        encoded = tokenizer(text, return_tensors="pt")
+        with torch.inference_mode(), runner._autocast():
+            return runner.model(
+                input_ids=encoded["input_ids"].to(runner.device), attention_mask=encoded["attention_mask"].to(runner.device)
+            ).logits.cpu()
+
+    return run
+
+
+def latency_ms(calls: Dict[str, Callable[[], Any]], device: Device) -> Dict[str, List[float]]:
+    """Per-call milliseconds of each callable: LATENCY_WARMUP calls untimed, then
+    LATENCY_CALLS rounds that call each once, interleaved, so load spikes hit all alike."""
+    for call in calls.values():
+        for _ in range(LATENCY_WARMUP):
+            call()
+    times: Dict[str, List[float]] = {name: [] for name in calls}
+    for _ in range(LATENCY_CALLS):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            device.sync()
+            times[name].append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def first_call_ms(path: Path, text: str, eager: bool) -> Tuple[float, float, float]:
+    """(spacy.load, eager model load or 0, first nlp(text)) milliseconds for a saved pipeline."""
+    start = time.perf_counter()
+    nlp = spacy.load(path)
+    loaded = time.perf_counter()
+    if eager:
+        nlp.get_pipe("direct_ner").initialize()
+    ready = time.perf_counter()
+    nlp(text)
+    return 1000 * (loaded - start), 1000 * (ready - loaded), 1000 * (time.perf_counter() - ready)
+
+
+def format_latency(precision: str, times: Dict[str, List[float]]) -> List[str]:
+    import numpy as np
+
+    (bare_name, bare), (direct_name, direct) = times.items()
+    p50, p99 = (float(np.percentile(bare, q)) for q in (50, 99))
+    d50, d99 = (float(np.percentile(direct, q)) for q in (50, 99))
+    budget = max(0.1 * p50, 1.0)
+    verdict = "within" if d50 - p50 <= budget else "OVER"
+    return [
+        f"{precision:<6} {bare_name:<26} p50 {p50:7.2f}  p99 {p99:7.2f}",
+        f"{precision:<6} {direct_name:<26} p50 {d50:7.2f}  p99 {d99:7.2f}  overhead p50 {d50 - p50:+.2f} ms "
+        f"({100 * (d50 - p50) / p50:+.1f}%), {verdict} the budget max(10%, 1 ms) = {budget:.2f} ms",
+    ]
+
+
+def measure_latency(args: argparse.Namespace, device: Device) -> str:
+    """One-Doc latency of nlp(text) next to the bare tokenizer + forward call, per precision,
+    and the first call after spacy.load, lazy and eager."""
+    text = latency_text(args.conll_file)
+    lines = [
+        f"\n== latency: one {LATENCY_WORDS}-word sentence, {LATENCY_CALLS} interleaved calls after "
+        f"{LATENCY_WARMUP} warm-up calls (ms) ==",
+        f"text: {text}",
+    ]
+    for precision in args.precisions or [device.precision]:
+        nlp = direct_ner_nlp(args.model, Device(device.gpu_id, precision))
+        bare = bare_forward(nlp)
+        times = latency_ms({"tokenizer + forward": lambda: bare(text), "nlp(text) with direct_ner": lambda: nlp(text)}, device)
+        lines += format_latency(precision, times)
+        with tempfile.TemporaryDirectory() as tmp:
+            nlp.to_disk(tmp)
+            del nlp
+            for eager in (False, True):
+                load, init, first = first_call_ms(Path(tmp), text, eager)
+                how = "then .get_pipe('direct_ner').initialize()" if eager else "lazy"
+                lines.append(
+                    f"{precision:<6} spacy.load {load:.0f} ms, {how}{f' {init:.0f} ms' if eager else ''}, "
+                    f"first nlp(text) {first:.0f} ms"
+                )
+    return "\n".join(lines)
+
+
 # -- reporting --------------------------------------------------------------------------
 
 
@@ -570,7 +695,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--stream-words", type=int, default=0, help="Stream N words through direct_ner for memory")
     parser.add_argument("--peers", action="store_true", help="Also time spacy-huggingface-pipelines and spacy-wrap")
     parser.add_argument("--systems", default="", help="Comma-separated subset of system names to run (default: all)")
+    parser.add_argument(
+        "--precisions", default="", help="Also time direct_ner[p] for these precisions (e.g. fp32,int8) in the same rounds"
+    )
+    parser.add_argument(
+        "--latency", action="store_true", help="Only measure one-Doc latency (per --precisions) and the first call after spacy.load"
+    )
     args = parser.parse_args(argv)
+    args.precisions = [p for p in args.precisions.split(",") if p]
     args.systems = [s for s in args.systems.split(",") if s]
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     return args
@@ -624,13 +756,19 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     device = setup_device(args.gpu_id, args.precision)
     print(describe(args, threads, device), flush=True)
     print(load_average())
+    if args.latency:
+        print(measure_latency(args, device))
+        print(load_average())
+        return
     corpora = [load_corpus(args.conll_file, g, args.max_docs, args.gold_sents) for g in granularities(args.granularity)]
     rows = []
     for batch_size in args.batch_sizes:
-        systems = build_systems(args, batch_size, device)
+        systems = build_systems(args, batch_size, device) + precision_systems(args, batch_size, device)
         for corpus in corpora:
             results = measure(systems, corpus, device, args.repeats, warmup_docs=max(2 * batch_size, 32))
             print(format_block(results, corpus, batch_size), flush=True)
+            if args.precisions:
+                print(format_precisions(results, device.precision), flush=True)
             rows.append((corpus.name, batch_size, results))
         del systems
         gc.collect()

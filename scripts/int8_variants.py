@@ -17,7 +17,6 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable, Dict, List, Optional, Sequence
 
 import spacy
@@ -29,6 +28,7 @@ from spacy.training import Example
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout works uninstalled
 import spacy_direct_use  # noqa: E402,F401  (registers the factory)
 from spacy_direct_use.conll import read_docs  # noqa: E402
+from spacy_direct_use.int8 import Int8TokenClassifier, _export, int8_token_classifier  # noqa: E402
 
 
 def _linear_names(model: torch.nn.Module, keep_fp32: Callable[[str], bool]) -> List[str]:
@@ -61,48 +61,17 @@ def torchao(config_name: str, keep_fp32: Callable[[str], bool] = lambda name: Fa
     return quantize
 
 
-class OrtTokenClassifier:
-    """An ONNX Runtime session called like a transformers token classifier (returns .logits)."""
-
-    def __init__(self, path: str) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        feed = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
-        return SimpleNamespace(logits=torch.from_numpy(self.session.run(None, feed)[0]))
+def onnxruntime_int8(per_channel: bool):
+    """direct_ner's precision "int8" (ONNX Runtime), per-channel (shipped) or per-tensor weights."""
+    return lambda model: int8_token_classifier(model, torch.device("cpu"), per_channel=per_channel)
 
 
-def onnxruntime_int8(per_channel: bool = False, keep_head: bool = True, int8: bool = True):
-    """Export to ONNX, quantize the MatMuls with ONNX Runtime's dynamic int8 (u8 activations)."""
-
-    def quantize(model: torch.nn.Module) -> OrtTokenClassifier:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        tmp = Path(tempfile.mkdtemp())
-        ids = torch.ones(2, 12, dtype=torch.long)
-        dynamic = {0: "batch", 1: "length"}
-        torch.onnx.export(
-            model, (), tmp / "fp32.onnx", kwargs={"input_ids": ids, "attention_mask": ids},
-            input_names=["input_ids", "attention_mask"], output_names=["logits"],
-            dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "logits": dynamic}, dynamo=False,
-        )  # fmt: skip
-        if not int8:
-            return OrtTokenClassifier(str(tmp / "fp32.onnx"))
-        import onnx
-
-        graph = onnx.load(str(tmp / "fp32.onnx")).graph
-        head = [n.name for n in graph.node if n.op_type == "MatMul" and "classifier" in "".join(n.input)]
-        quantize_dynamic(
-            tmp / "fp32.onnx", tmp / "int8.onnx", weight_type=QuantType.QInt8, per_channel=per_channel,
-            op_types_to_quantize=["MatMul"], nodes_to_exclude=head if keep_head else [],
-        )  # fmt: skip
-        return OrtTokenClassifier(str(tmp / "int8.onnx"))
-
-    return quantize
+def onnxruntime_fp32(model: torch.nn.Module) -> Int8TokenClassifier:
+    """The same ONNX export run by ONNX Runtime in fp32: what the runtime alone gains."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fp32.onnx"
+        _export(model, path)
+        return Int8TokenClassifier(path.read_bytes())
 
 
 def _layer(name: str) -> int:
@@ -125,8 +94,8 @@ def variants(n_layers: int) -> Dict[str, Optional[Callable[[torch.nn.Module], to
         "dynamic-keep-attn-out": torch_dynamic(lambda n: head(n) or attn_out(n)),
         "dynamic-keep-edge-layers": torch_dynamic(lambda n: head(n) or edge(n)),
         "dynamic-keep-ffn-out-per-channel": torch_dynamic(lambda n: head(n) or ffn_out(n), per_channel=True),
-        "ort-fp32": onnxruntime_int8(int8=False),
-        "ort-int8": onnxruntime_int8(),
+        "ort-fp32": onnxruntime_fp32,
+        "ort-int8-per-tensor": onnxruntime_int8(per_channel=False),
         "ort-int8-per-channel": onnxruntime_int8(per_channel=True),
         "torchao-int8-dynamic": torchao("Int8DynamicActivationInt8WeightConfig", head),
         "torchao-int8-weight-only": torchao("Int8WeightOnlyConfig", head),

@@ -117,7 +117,8 @@ def test_int8_on_a_gpu_device_is_refused_at_load(bert_dir):
 
 
 def test_int8_without_onnxruntime_says_what_to_install(bert_dir, monkeypatch):
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime...` fail
+    for module in ("onnxruntime", "onnxruntime.quantization"):
+        monkeypatch.setitem(sys.modules, module, None)  # makes `import onnxruntime...` fail
     nlp = spacy.blank("en")
     nlp.add_pipe("direct_ner", config={"model": str(bert_dir), "precision": "int8"})
     with pytest.raises(DirectNERError, match=r"'onnxruntime' is not installed.*spacy-direct-use\[int8\]"):
