@@ -24,14 +24,15 @@ INPUT_NAMES = ("input_ids", "attention_mask")
 
 class Int8TokenClassifier:
     """An ONNX Runtime int8 session, called like a transformers token classifier
-    (keyword tensors in, an object with `.logits` out). Each process builds its own
-    session on first use, so it survives fork (nlp.pipe(n_process=...))."""
+    (keyword tensors in, an object with `.logits` out). The session is built at once;
+    a forked process (nlp.pipe(n_process=...)) builds its own on first use."""
 
     def __init__(self, onnx_model: bytes) -> None:
         self.onnx_model = onnx_model
         self._session = None
         self._input_names: List[str] = []
         self._pid = -1
+        self.session  # noqa: B018 - build it now: the first call should not pay for it
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
         session = self.session
