@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import cycle
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -60,7 +60,7 @@ from harness import (
     read_gold,
     setup_run,
 )
-from peers import PEERS
+from peers import PEERS, Peer
 
 STAGES = ("tokenize", "forward", "decode", "annotate")
 HF_STRIDE = 16  # overlap for texts longer than the model: transformers' pipeline truncates without it
@@ -206,6 +206,11 @@ def direct_ner_system(model_path: str, batch_size: int, device: Device, matched:
     return spacy_system("direct_ner", nlp, direct_ner_model(nlp), batch_size)
 
 
+def peer_system(name: str, make_peer: Callable[[str, int], Peer], model_path: str, batch_size: int) -> System:
+    """A peer spaCy wrapper (peers.py) run like direct_ner."""
+    return spacy_system(name, *make_peer(model_path, batch_size), batch_size)
+
+
 def build_systems(args: argparse.Namespace, batch_size: int, device: Device) -> List[System]:
     """All systems for one batch size, skipping (with a note) those that cannot load."""
     builders: List[Tuple[str, Callable[[], System]]] = [
@@ -215,8 +220,7 @@ def build_systems(args: argparse.Namespace, batch_size: int, device: Device) -> 
         ("hf-pipeline[simple]", lambda: hf_pipeline_system(args.model, batch_size, device, "simple")),
     ]
     if args.peers:
-        for name, make_peer in PEERS.items():
-            builders.append((name, lambda name=name, make_peer=make_peer: spacy_system(name, *make_peer(args.model, batch_size), batch_size)))
+        builders += [(name, partial(peer_system, name, make_peer, args.model, batch_size)) for name, make_peer in PEERS.items()]
     systems = []
     for name, build in builders:
         if args.systems and name not in args.systems:
