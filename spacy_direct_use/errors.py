@@ -53,8 +53,8 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     E006 = (
         "[direct_ner] The tokenizer of '{name}' ({cls}) is not a fast tokenizer "
-        "and gives no character offsets, which direct_ner needs to place "
-        "entities on spaCy tokens. Save the checkpoint with a tokenizer.json "
+        "and cannot tell which pieces belong to which word (word_ids()), which "
+        "direct_ner needs to place entities on spaCy tokens. Save the checkpoint with a tokenizer.json "
         "(AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir))."
     )
     E007 = (

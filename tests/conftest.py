@@ -165,6 +165,12 @@ def real_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def xlmr_model_dir() -> Path:
+    """The real SentencePiece (XLM-R architecture) CoNLL-2003 model, from SPACY_DIRECT_USE_TEST_XLMR_MODEL."""
+    return _path_from_env("SPACY_DIRECT_USE_TEST_XLMR_MODEL", "a SentencePiece token classifier such as ../shared/models/xlmr-minilm-conll03")
+
+
+@pytest.fixture(scope="session")
 def conll_dir() -> Path:
     """The CoNLL-2003 English files, from SPACY_DIRECT_USE_CONLL_DIR."""
     return _path_from_env("SPACY_DIRECT_USE_CONLL_DIR", "a directory with eng.testa and eng.testb")

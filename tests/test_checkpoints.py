@@ -301,7 +301,7 @@ def test_missing_or_truncated_weights(tmp_path, bert_dir, damage):
 
 def test_vocab_txt_without_tokenizer_json_is_converted_to_fast(tmp_path, bert_dir):
     """transformers builds the fast BertTokenizerFast from vocab.txt (convert_slow_tokenizer),
-    so a checkpoint with only the slow files still gets character offsets: it works."""
+    so a checkpoint with only the slow files still gets word_ids(): it works."""
     path = shutil.copytree(bert_dir, tmp_path / "m")
     vocab = json.loads((path / "tokenizer.json").read_text())["model"]["vocab"]
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
@@ -314,7 +314,7 @@ def test_vocab_txt_without_tokenizer_json_is_converted_to_fast(tmp_path, bert_di
 
 
 def test_tokenizer_with_no_fast_version_is_refused(tmp_path, bert_dir):
-    """CanineTokenizer has no fast class, so no offsets: a clear error, not misplaced entities."""
+    """CanineTokenizer has no fast class, so no word_ids(): a clear error, not misplaced entities."""
     path = shutil.copytree(bert_dir, tmp_path / "m")
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         (path / name).unlink(missing_ok=True)  # transformers 5 writes no special_tokens_map.json
