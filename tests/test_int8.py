@@ -20,7 +20,7 @@ EXPECTED = {
 }
 RULES = {
     "wordpiece": {"angela": "B-PER", "merkel": "I-PER", "paris": "B-LOC", "united": "B-ORG", "nations": "I-ORG"},
-    "bpe": {"Angel": "B-PER", "a": "I-PER", "ĠMer": "I-PER", "kel": "I-PER", "ĠPar": "B-LOC", "is": "I-LOC"},
+    "bpe": {"ĠAngel": "B-PER", "a": "I-PER", "ĠMer": "I-PER", "kel": "I-PER", "ĠPar": "B-LOC", "is": "I-LOC"},
 }
 ENCODER_LINEAR_LAYERS = 6  # per transformer layer: query, key, value, attention output, intermediate, output
 
