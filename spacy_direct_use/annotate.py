@@ -121,7 +121,7 @@ def count_output(output_path: str, text_key: str) -> Dict[str, int]:
 def _batch_counts(table: pa.Table, text_key: str) -> Dict[str, list]:
     texts = table.column(text_key)
     if pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type):
-        words = pc.sum(pc.list_value_length(pc.utf8_split_whitespace(texts))).as_py() or 0
+        words = pc.sum(pc.count_substring_regex(texts, r"\S+")).as_py() or 0
         without_text = texts.null_count
     else:  # an Arrow column holds one type: no row of it was text
         words, without_text = 0, table.num_rows

@@ -65,7 +65,7 @@ class DirectNERPredictor:
         if torch_threads:
             torch.set_num_threads(torch_threads)
         if use_gpu is None:
-            use_gpu = bool(ray.get_gpu_ids())
+            use_gpu = ray.is_initialized() and bool(ray.get_gpu_ids())
         if use_gpu:
             spacy.prefer_gpu()  # other components' thinc models, where cupy is installed
         self.nlp = spacy.load(pipeline)
