@@ -19,21 +19,25 @@ exactly B windows: what direct_ner costs on top of the very same forward passes.
       [--granularity sentence|article|both] [--batch-sizes 8,32,64] [--gpu-id -1] \
       [--precision fp32|bf16|fp16] [--max-docs N] [--stream-words 1000000] \
       [--repeats 2] [--peers] [--systems floor,direct_ner] [--gold-sents] \
-      [--threads 0] [--floor-batch-size 32] [--matched-batches]
+      [--threads 0] [--floor-batch-size 32] [--matched-batches] [--output metrics/benchmark.json]
+
+With --precision bf16/fp16 every system runs inside torch.autocast with float32 weights,
+as direct_ner's `precision` setting does, so all compute the same way.
 
 --peers needs spacy-huggingface-pipelines and spacy-wrap installed (keep them in a
-separate venv); peers that cannot be imported are skipped with a note.
+separate venv); peers that cannot be imported are skipped with a note. Shared pieces
+(gold Docs, device, direct_ner pipeline) are in harness.py, the peers in peers.py.
 """
 import argparse
 import gc
+import json
 import os
 import resource
 import sys
 import threading
 import time
-import warnings
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import lru_cache, partial
 from itertools import cycle
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -45,74 +49,23 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout works uninstalled
-from spacy_direct_use.conll import read_docs  # noqa: E402
+from harness import (
+    Corpus,
+    Device,
+    add_common_args,
+    direct_ner_model,
+    direct_ner_nlp,
+    forward_counter,
+    granularities,
+    read_gold,
+    setup_run,
+)
+from peers import PEERS, Peer
 
-GRANULARITIES = ("sentence", "article")
 STAGES = ("tokenize", "forward", "decode", "annotate")
 HF_STRIDE = 16  # overlap for texts longer than the model: transformers' pipeline truncates without it
 STREAM_CHECKPOINT_WORDS = 10_000
 MATCHED_BATCH_TOKENS = 1 << 30  # --matched-batches: only the window count limits a forward batch
-
-
-# -- data -------------------------------------------------------------------------------
-
-
-@dataclass
-class Corpus:
-    """Gold words and spaces of a list of Docs, to build fresh Docs or texts from."""
-
-    name: str
-    words: List[List[str]]
-    spaces: List[List[bool]]
-    sent_starts: Optional[List[List[bool]]] = None
-    texts: List[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.texts = [
-            "".join(w + (" " if s else "") for w, s in zip(words, spaces))
-            for words, spaces in zip(self.words, self.spaces)
-        ]
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-    @property
-    def n_words(self) -> int:
-        return sum(len(words) for words in self.words)
-
-    def doc(self, vocab: Vocab, i: int) -> Doc:
-        """A fresh Doc for item i: words and spaces (and gold sentence starts if kept)."""
-        sents = self.sent_starts[i] if self.sent_starts is not None else None
-        return Doc(vocab, words=self.words[i], spaces=self.spaces[i], sent_starts=sents)
-
-    def docs(self, vocab: Vocab) -> List[Doc]:
-        return [self.doc(vocab, i) for i in range(len(self))]
-
-    def head(self, n: int) -> "Corpus":
-        sents = self.sent_starts[:n] if self.sent_starts is not None else None
-        return Corpus(self.name, self.words[:n], self.spaces[:n], sents)
-
-
-def read_gold(path: Path, granularity: str, max_docs: int = 0, vocab: Optional[Vocab] = None) -> List[Doc]:
-    """Gold Docs of a CoNLL-2003 file, one per sentence or article; the first `max_docs` if > 0."""
-    docs = read_docs(path, vocab or Vocab(), granularity=granularity)
-    return docs[:max_docs] if max_docs > 0 else docs
-
-
-def load_corpus(path: Path, granularity: str, max_docs: int = 0, gold_sents: bool = False) -> Corpus:
-    """The gold words and spaces (and optionally sentence starts) of a CoNLL-2003 file."""
-    return corpus_of(granularity, read_gold(path, granularity, max_docs), gold_sents)
-
-
-def corpus_of(name: str, golds: Sequence[Doc], gold_sents: bool = False) -> Corpus:
-    """The words and spaces (and optionally sentence starts) of gold Docs."""
-    return Corpus(
-        name,
-        [[t.text for t in doc] for doc in golds],
-        [[bool(t.whitespace_) for t in doc] for doc in golds],
-        [[bool(t.is_sent_start) for t in doc] for doc in golds] if gold_sents else None,
-    )
 
 
 def doc_stream(corpus: Corpus, vocab: Vocab, n_words: int) -> Iterator[Doc]:
@@ -121,49 +74,11 @@ def doc_stream(corpus: Corpus, vocab: Vocab, n_words: int) -> Iterator[Doc]:
     for i in cycle(range(len(corpus))):
         if produced >= n_words:
             return
-        produced += len(corpus.words[i])
+        produced += len(corpus.golds[i])
         yield corpus.doc(vocab, i)
 
 
-# -- environment ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Device:
-    """Where and in which precision the models run."""
-
-    gpu_id: int = -1
-    precision: str = "fp32"
-
-    @property
-    def target(self) -> torch.device:
-        return torch.device(f"cuda:{self.gpu_id}") if self.gpu_id >= 0 else torch.device("cpu")
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
-
-    def sync(self) -> None:
-        if self.gpu_id >= 0:
-            torch.cuda.synchronize(self.target)
-
-
-def setup_device(gpu_id: int, precision: str) -> Device:
-    """Select the GPU for spaCy/thinc and torch (CPU when gpu_id < 0)."""
-    if gpu_id >= 0:
-        torch.cuda.set_device(gpu_id)
-        try:
-            spacy.require_gpu(gpu_id)
-        except ValueError as err:  # thinc needs cupy; direct_ner then gets device= explicitly
-            print(f"note: spacy.require_gpu({gpu_id}) failed ({err}); passing device to direct_ner")
-    return Device(gpu_id, precision)
-
-
-def setup_threads(n_threads: int) -> int:
-    """Use n_threads torch threads (0: all usable cores); returns the number used."""
-    n = n_threads or len(os.sched_getaffinity(0))
-    torch.set_num_threads(n)
-    return n
+# -- memory -----------------------------------------------------------------------------
 
 
 def rss_mib() -> float:
@@ -201,30 +116,6 @@ class RssPeak:
 # -- systems ----------------------------------------------------------------------------
 
 
-class ForwardCounter:
-    """Counts a torch model's forward calls and padded input tokens: the work done,
-    which (unlike wall time on a shared machine) is free of noise."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.calls = self.tokens = 0
-        model.register_forward_pre_hook(self._count, with_kwargs=True)
-
-    def _count(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        input_ids = kwargs.get("input_ids", args[0] if args else None)
-        if input_ids is not None:
-            self.calls += 1
-            self.tokens += input_ids.numel()
-
-    def reset(self) -> None:
-        self.calls = self.tokens = 0
-
-
-@lru_cache(maxsize=None)
-def forward_counter(model: torch.nn.Module) -> ForwardCounter:
-    """One counter per model (systems sharing a model share it; they never run at once)."""
-    return ForwardCounter(model)
-
-
 @dataclass
 class System:
     """Something to time: `prepare` makes its inputs (untimed), `run` processes them (timed)."""
@@ -238,12 +129,13 @@ class System:
 
 @lru_cache(maxsize=None)
 def load_hf(model_path: str, device: Device) -> Tuple[Any, Any]:
-    """(fast tokenizer, token classifier) on the device, in eval mode and the device's dtype."""
+    """(fast tokenizer, token classifier) on the device, in eval mode; float32 weights, as
+    direct_ner's (every system runs inside `device.autocast()`)."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path, use_fast=True)
     model = AutoModelForTokenClassification.from_pretrained(model_path)
-    return tokenizer, model.to(device.target, dtype=device.dtype).eval()
+    return tokenizer, model.to(device.target).eval()
 
 
 def floor_system(model_path: str, batch_size: int, device: Device) -> System:
@@ -294,76 +186,29 @@ def hf_pipeline_system(model_path: str, batch_size: int, device: Device, strateg
     return System(f"hf-pipeline[{strategy}]", lambda corpus: corpus.texts, run, model)
 
 
-def spacy_system(name: str, nlp: Language, batch_size: int) -> System:
-    """A spaCy pipeline run with nlp.pipe(batch_size=batch_size) over fresh Docs (built untimed);
-    direct_ner's stage timings come along."""
+def spacy_system(name: str, nlp: Language, model: torch.nn.Module, batch_size: int) -> System:
+    """A spaCy pipeline (running the torch `model`) with nlp.pipe(batch_size=batch_size) over
+    fresh Docs (built untimed); direct_ner's stage timings come along."""
 
     def run(docs: List[Doc]) -> None:
         for _ in nlp.pipe(docs, batch_size=batch_size):
             pass
 
     timings = nlp.get_pipe("direct_ner").timings if "direct_ner" in nlp.pipe_names else None
-    return System(name, lambda corpus: corpus.docs(nlp.vocab), run, pipeline_model(nlp), timings)
-
-
-def direct_ner_nlp(model_path: str, device: Device, settings: Optional[Dict[str, Any]] = None) -> Language:
-    """A blank English pipeline with direct_ner, model loaded: default settings, updated
-    with `settings` (any of direct_ner's config keys)."""
-    import spacy_direct_use  # noqa: F401  (registers the factory without the entry point)
-
-    config: Dict[str, Any] = {"model": model_path, "precision": device.precision, **(settings or {})}
-    if device.gpu_id >= 0:
-        config["device"] = str(device.target)
-    nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config=config)
-    nlp.initialize()
-    return nlp
+    return System(name, lambda corpus: corpus.docs(nlp.vocab), run, model, timings)
 
 
 def direct_ner_system(model_path: str, batch_size: int, device: Device, matched: bool) -> System:
     """(b) direct_ner through nlp.pipe(batch_size=batch_size); `matched`: forward batches
     of exactly batch_size windows, like the floor's."""
     matched_settings = {"forward_batch_size": batch_size, "forward_batch_tokens": MATCHED_BATCH_TOKENS}
-    return spacy_system("direct_ner", direct_ner_nlp(model_path, device, matched_settings if matched else None), batch_size)
+    nlp = direct_ner_nlp(model_path, device, matched_settings if matched else None)
+    return spacy_system("direct_ner", nlp, direct_ner_model(nlp), batch_size)
 
 
-def hf_token_pipe_nlp(model_path: str, batch_size: int, strategy: str) -> Language:
-    """spacy-huggingface-pipelines' hf_token_pipe; its HF pipeline batches batch_size texts."""
-    import spacy_huggingface_pipelines  # noqa: F401
-
-    nlp = spacy.blank("en")
-    config = {"model": model_path, "aggregation_strategy": strategy, "kwargs": {"batch_size": batch_size}}
-    nlp.add_pipe("hf_token_pipe", config=config)
-    return nlp
-
-
-def spacy_wrap_nlp(model_path: str, batch_size: int) -> Language:
-    """spacy-wrap's token_classification_transformer: 128-wordpiece windows, batches of
-    at most batch_size * 128 padded wordpieces, "first" aggregation."""
-    import spacy_wrap  # noqa: F401
-
-    nlp = spacy.blank("en")
-    config = {"model": {"name": model_path}, "aggregation_strategy": "first", "max_batch_items": 128 * batch_size}
-    nlp.add_pipe("token_classification_transformer", config=config)
-    return nlp
-
-
-def pipeline_model(nlp: Language) -> torch.nn.Module:
-    """The torch model a pipeline runs: direct_ner's or a peer wrapper's (private
-    attributes: benchmark use only)."""
-    name, pipe = nlp.pipeline[0]
-    if name == "direct_ner":
-        return pipe._model
-    if hasattr(pipe, "hf_pipeline"):  # hf_token_pipe
-        return pipe.hf_pipeline.model
-    return pipe.model.layers[0].shims[0]._model  # spacy-wrap's thinc PyTorchShim
-
-
-PEERS: Dict[str, Callable[[str, int], Language]] = {
-    "hf_token_pipe[simple]": lambda path, b: hf_token_pipe_nlp(path, b, "simple"),
-    "hf_token_pipe[first]": lambda path, b: hf_token_pipe_nlp(path, b, "first"),
-    "spacy-wrap[first]": spacy_wrap_nlp,
-}
+def peer_system(name: str, make_peer: Callable[[str, int], Peer], model_path: str, batch_size: int) -> System:
+    """A peer spaCy wrapper (peers.py) run like direct_ner."""
+    return spacy_system(name, *make_peer(model_path, batch_size), batch_size)
 
 
 def build_systems(args: argparse.Namespace, batch_size: int, device: Device) -> List[System]:
@@ -375,10 +220,7 @@ def build_systems(args: argparse.Namespace, batch_size: int, device: Device) -> 
         ("hf-pipeline[simple]", lambda: hf_pipeline_system(args.model, batch_size, device, "simple")),
     ]
     if args.peers:
-        for name, make_nlp in PEERS.items():
-            builders.append(
-                (name, lambda name=name, make_nlp=make_nlp: spacy_system(name, make_nlp(args.model, batch_size), batch_size))
-            )
+        builders += [(name, partial(peer_system, name, make_peer, args.model, batch_size)) for name, make_peer in PEERS.items()]
     systems = []
     for name, build in builders:
         if args.systems and name not in args.systems:
@@ -425,7 +267,7 @@ def time_round(system: System, corpus: Corpus, device: Device) -> Round:
     counter = forward_counter(system.model)
     counter.reset()
     gc.collect()
-    with RssPeak() as rss:
+    with RssPeak() as rss, device.autocast():
         start = time.perf_counter()
         system.run(inputs)
         device.sync()
@@ -436,7 +278,8 @@ def time_round(system: System, corpus: Corpus, device: Device) -> Round:
 def measure(systems: Sequence[System], corpus: Corpus, device: Device, repeats: int, warmup_docs: int) -> List[Result]:
     """Warm every system up, then time them in `repeats` interleaved rounds."""
     for system in systems:
-        system.run(system.prepare(corpus.head(warmup_docs)))
+        with device.autocast():
+            system.run(system.prepare(corpus.head(warmup_docs)))
     device.sync()
     results = [Result(system.name, corpus.n_words, []) for system in systems]
     for k in range(repeats):
@@ -513,7 +356,7 @@ def format_breakdown(best: Round) -> str:
     return "direct_ner breakdown: " + ", ".join(parts)
 
 
-def format_summary(rows: Sequence[Tuple[str, int, List[Result]]]) -> str:
+def format_summary(rows: Sequence[Tuple[Corpus, int, List[Result]]]) -> str:
     """words/s of floor (a), direct_ner (b), HF pipeline (c) and the ratios b/a, b/c."""
     cols = ("floor", "direct_ner", "hf-pipeline[first]", "hf-pipeline[simple]")
     lines = [
@@ -521,12 +364,12 @@ def format_summary(rows: Sequence[Tuple[str, int, List[Result]]]) -> str:
         f"{'granularity':<11} {'B':>4} {'a floor':>9} {'b direct':>9} {'c first':>9} {'c simple':>9} "
         f"{'b/a':>6} {'b/c1st':>7} {'b/c_smp':>7}",
     ]
-    for name, batch_size, results in rows:
+    for corpus, batch_size, results in rows:
         named = by_name(results)
         speeds = [f"{named[c].words_per_second:>9.0f}" if c in named else f"{'-':>9}" for c in cols]
         b = named.get("direct_ner")
         ratios = [ratio(b, named.get(c)) for c in cols[:1] + cols[2:]]
-        lines.append(f"{name:<11} {batch_size:>4} {' '.join(speeds)} {ratios[0]:>6} {ratios[1]:>7} {ratios[2]:>7}")
+        lines.append(f"{corpus.name:<11} {batch_size:>4} {' '.join(speeds)} {ratios[0]:>6} {ratios[1]:>7} {ratios[2]:>7}")
     return "\n".join(lines)
 
 
@@ -546,18 +389,6 @@ def format_stream(report: Dict[str, Any], corpus: Corpus) -> str:
 # -- CLI --------------------------------------------------------------------------------
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """Options shared with scripts/peers.py."""
-    parser.add_argument("--model", required=True, help="Hugging Face token classifier (path or name)")
-    parser.add_argument("--conll-file", required=True, type=Path, help="CoNLL-2003 file, e.g. eng.testb")
-    parser.add_argument("--granularity", choices=GRANULARITIES + ("both",), default="both")
-    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU id, -1 for CPU")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    parser.add_argument("--max-docs", type=int, default=0, help="Use the first N docs per granularity (0: all)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all usable cores)")
-    parser.add_argument("--gold-sents", action="store_true", help="Give the Docs gold sentence starts")
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
@@ -570,22 +401,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--stream-words", type=int, default=0, help="Stream N words through direct_ner for memory")
     parser.add_argument("--peers", action="store_true", help="Also time spacy-huggingface-pipelines and spacy-wrap")
     parser.add_argument("--systems", default="", help="Comma-separated subset of system names to run (default: all)")
+    parser.add_argument("--output", type=Path, help="JSON file for the numbers (what the tables show)")
     args = parser.parse_args(argv)
     args.systems = [s for s in args.systems.split(",") if s]
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     return args
-
-
-def granularities(choice: str) -> Tuple[str, ...]:
-    return GRANULARITIES if choice == "both" else (choice,)
-
-
-def quiet() -> None:
-    """Silence library chatter that would interleave with the tables."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=UserWarning)
 
 
 def load_average() -> str:
@@ -613,34 +433,66 @@ def describe(args: argparse.Namespace, threads: int, device: Device) -> str:
         f"spacy {spacy.__version__}\n{batching(args)}; best of {args.repeats} "
         f"interleaved rounds after warm-up; Docs from gold words/spaces"
         f"{' + gold sentence starts' if args.gold_sents else ' (no sentence starts)'}; "
-        f"hf pipelines: stride {HF_STRIDE}"
+        f"hf pipelines: stride {HF_STRIDE}; float32 weights, every system inside torch.autocast when precision is not fp32"
     )
+
+
+def result_json(result: Result) -> Dict[str, Any]:
+    """One system's numbers for --output."""
+    best = result.best
+    return {
+        "words_per_second": result.words_per_second,
+        "rounds_seconds": [r.seconds for r in result.rounds],
+        "peak_rss_mib": best.peak_rss,
+        "forward_calls": best.forward_calls,
+        "padded_tokens_per_word": best.padded_tokens / result.n_words,
+        "timings": best.timings,
+    }
+
+
+def write_output(path: Path, setup: str, rows: Sequence[Tuple[Corpus, int, List[Result]]], stream: Optional[Dict[str, Any]]) -> None:
+    """The numbers of every table as JSON."""
+    runs = [
+        {"granularity": corpus.name, "batch_size": batch_size, "docs": len(corpus), "words": corpus.n_words,
+         "systems": {r.system: result_json(r) for r in results}}
+        for corpus, batch_size, results in rows
+    ]  # fmt: skip
+    data = {"setup": setup, "runs": runs, "process_peak_rss_mib": max_rss_mib(), "stream": stream}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"Saved the numbers to {path}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    quiet()
-    threads = setup_threads(args.threads)
-    device = setup_device(args.gpu_id, args.precision)
-    print(describe(args, threads, device), flush=True)
+    threads, device = setup_run(args)
+    setup = describe(args, threads, device)
+    print(setup, flush=True)
     print(load_average())
-    corpora = [load_corpus(args.conll_file, g, args.max_docs, args.gold_sents) for g in granularities(args.granularity)]
+    corpora = [
+        Corpus(g, read_gold(args.conll_file, granularity=g, max_docs=args.max_docs), args.gold_sents)
+        for g in granularities(args.granularity)
+    ]
     rows = []
     for batch_size in args.batch_sizes:
         systems = build_systems(args, batch_size, device)
         for corpus in corpora:
             results = measure(systems, corpus, device, args.repeats, warmup_docs=max(2 * batch_size, 32))
             print(format_block(results, corpus, batch_size), flush=True)
-            rows.append((corpus.name, batch_size, results))
+            rows.append((corpus, batch_size, results))
         del systems
         gc.collect()
     print(format_summary(rows))
     print(f"\nprocess peak RSS (ru_maxrss, all systems loaded together): {max_rss_mib():.0f} MiB")
     print(load_average())
+    stream = None
     if args.stream_words:
         corpus = corpora[0]
         nlp = direct_ner_nlp(args.model, device)
-        print(format_stream(stream_memory(nlp, corpus, args.stream_words, args.batch_sizes[0]), corpus))
+        stream = stream_memory(nlp, corpus, args.stream_words, args.batch_sizes[0])
+        print(format_stream(stream, corpus))
+    if args.output:
+        write_output(args.output, setup, rows, stream)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,12 @@ On the same gold Docs: (a) the assembled direct_ner pipeline, (b) the
 transformers "token-classification" pipeline for each aggregation strategy, its
 character spans mapped onto the gold tokens, (c) the model's own word-level
 tagging of each gold sentence (first sub-word's label), scored with seqeval.
+Accuracy only: benchmark.py measures speed.
 """
 
 import argparse
 import json
 from pathlib import Path
-from timeit import default_timer as timer
 from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
@@ -18,38 +18,32 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import filter_spans
-from spacy.vocab import Vocab
 from tqdm import tqdm
 from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
-from evaluate import blank_copy, load_nlp, predict, read_gold, score
+from harness import load_nlp, read_gold, words_doc
+from score import predict, score
 from spacy_direct_use.conll import doc_iob2_tags
 
 STRATEGIES = ("simple", "first", "average", "max")
 Result = Dict[str, float]
 
 
-def result(p: float, r: float, f: float, n_words: int, seconds: float) -> Result:
+def result(p: float, r: float, f: float) -> Result:
     """One row of the comparison."""
-    return {"p": p, "r": r, "f": f, "words_per_second": n_words / max(seconds, 1e-9)}
-
-
-def n_words(docs: Sequence[Doc]) -> int:
-    return sum(len(doc) for doc in docs)
+    return {"p": p, "r": r, "f": f}
 
 
 def run_direct_ner(model: str, golds: Sequence[Doc], gpu_id: int, batch_size: int) -> Result:
-    """(a) The assembled direct_ner pipeline, scored like scripts/evaluate.py."""
+    """(a) The assembled direct_ner pipeline, scored like scripts/score.py."""
     nlp = load_nlp(model, gpu_id)
-    examples, seconds = predict(nlp, golds, batch_size)
-    scores = score(nlp, examples, seconds)
-    prf = (scores[f"ents_{k}"] or 0.0 for k in "prf")
-    return result(*prf, n_words(golds), seconds)
+    scores = score(nlp, predict(nlp, golds, batch_size))
+    return result(*(scores[f"ents_{k}"] or 0.0 for k in "prf"))
 
 
 def char_ents_to_doc(gold: Doc, entities: List[Dict[str, Any]]) -> Doc:
     """A copy of `gold`'s words with pipeline character spans as entities."""
-    doc = blank_copy(gold.vocab, gold)
+    doc = words_doc(gold.vocab, gold)
     spans = [
         doc.char_span(e["start"], e["end"], label=e["entity_group"], alignment_mode="expand")
         for e in entities
@@ -71,12 +65,9 @@ def run_hf_pipeline(
         device=args.gpu_id if args.gpu_id >= 0 else -1,
     )
     texts = (gold.text for gold in golds)  # a generator makes the pipeline stream
-    start = timer()
     outputs = list(tqdm(ner(texts, batch_size=args.batch_size), total=len(golds), desc=strategy))
-    seconds = timer() - start
     examples = [Example(char_ents_to_doc(g, o), g) for g, o in zip(golds, outputs)]
-    scores = score_ents(examples)
-    return result(*scores, n_words(golds), seconds)
+    return result(*score_ents(examples))
 
 
 def score_ents(examples: Sequence[Example]) -> Tuple[float, float, float]:
@@ -124,20 +115,16 @@ def word_level_tags(
 def run_word_level(model: Any, tokenizer: Any, golds: Sequence[Doc], batch_size: int) -> Result:
     """(c) The model's own word-level reference, chunked and scored with seqeval."""
     words, y_true = gold_sentences(golds)
-    start = timer()
     y_pred = word_level_tags(model, tokenizer, words, batch_size)
-    seconds = timer() - start
-    p, r, f = (m(y_true, y_pred) for m in (precision_score, recall_score, f1_score))
-    return result(p, r, f, n_words(golds), seconds)
+    return result(*(m(y_true, y_pred) for m in (precision_score, recall_score, f1_score)))
 
 
 def print_table(results: Dict[str, Result]) -> None:
-    """Side-by-side entity P/R/F1 and speed."""
+    """Side-by-side entity P/R/F1."""
     width = max(len(name) for name in results)
-    print(f"\n{'system':<{width}} {'P':>7} {'R':>7} {'F1':>7} {'words/s':>9}")
+    print(f"\n{'system':<{width}} {'P':>7} {'R':>7} {'F1':>7}")
     for name, row in results.items():
-        prf = " ".join(f"{row[k] * 100:>7.2f}" for k in ("p", "r", "f"))
-        print(f"{name:<{width}} {prf} {row['words_per_second']:>9.0f}")
+        print(f"{name:<{width}} " + " ".join(f"{row[k] * 100:>7.2f}" for k in ("p", "r", "f")))
 
 
 def main() -> None:
@@ -153,7 +140,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    golds = read_gold(args.data, Vocab())
+    golds = read_gold(args.data)
     results = {"direct_ner": run_direct_ner(args.pipeline_dir, golds, args.gpu_id, args.batch_size)}
     tokenizer = AutoTokenizer.from_pretrained(args.hf_model)
     model = AutoModelForTokenClassification.from_pretrained(args.hf_model).eval()
@@ -165,7 +152,7 @@ def main() -> None:
     print_table(results)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"data": str(args.data), "docs": len(golds), "words": n_words(golds)}
+        meta = {"data": str(args.data), "docs": len(golds), "words": sum(len(doc) for doc in golds)}
         args.output.write_text(json.dumps({**meta, "results": results}, indent=2) + "\n")
         print(f"Saved results to {args.output}")
 

@@ -1,87 +1,62 @@
-"""Map sub-word predictions onto spaCy tokens through character offsets.
+"""Read each spaCy token as one word, the way token classifiers are fine-tuned.
 
-A sub-word informs every spaCy token its characters overlap, so a spaCy token
-made of several sub-words and a sub-word covering several spaCy tokens both
-work. Tokens no sub-word informs (whitespace, characters the tokenizer drops)
-are "gaps": they take no prediction and can never be an entity's edge.
+Fine-tuning scripts (transformers' run_ner example, the course notebook, most
+model cards) tokenize pre-split words with `is_split_into_words=True` and train
+each word's label on its first piece per `word_ids()`. direct_ner feeds the
+model a Doc's non-whitespace tokens as those pre-split words, so every token's
+pieces are known from `word_ids()` (a SentencePiece word's bare '▁' piece
+included, though it covers no character of the word), and a token's label is
+read from its first piece. Whitespace tokens are no words: they never get a
+prediction, so they are never an entity's edge. A token whose characters the
+tokenizer drops entirely (e.g. a lone zero-width space) gets no piece either.
 """
 from dataclasses import dataclass
+from typing import List, Tuple
 
 import numpy as np
-from spacy.attrs import IDX, IS_SPACE, LENGTH
 from spacy.tokens import Doc
 
 AGGREGATIONS = ("first", "average", "max")
-ALIGNMENT_MODES = ("expand", "contract", "strict")
+
+
+def doc_words(doc: Doc) -> Tuple[List[str], np.ndarray]:
+    """The Doc's words (its non-whitespace tokens' texts) and their token indices."""
+    words = [(token.text, token.i) for token in doc if not token.is_space]
+    return [text for text, _ in words], np.array([i for _, i in words], dtype=np.int64)
 
 
 @dataclass
 class TokenAlignment:
-    """Which sub-words inform which spaCy tokens of one Doc."""
+    """Which pieces belong to which spaCy tokens of one Doc."""
 
-    pair_subword: np.ndarray  # (P,) sub-word index of each (sub-word, token) pair
-    pair_token: np.ndarray  # (P,) token index, non-decreasing
-    shares_left: np.ndarray  # (n_tokens,) bool: a sub-word also covers the previous token
+    piece_tokens: np.ndarray  # (n_pieces,) token index of each piece, non-decreasing
+    group_starts: np.ndarray  # (n_aligned,) index of each aligned token's first piece
 
-    group_starts: np.ndarray = None  # (n_aligned,) index of each aligned token's first pair
-
-    def __post_init__(self) -> None:
-        tokens = self.pair_token
-        self.group_starts = np.flatnonzero(np.concatenate(([True], tokens[1:] != tokens[:-1]))) if len(tokens) else tokens
+    @classmethod
+    def from_word_ids(cls, word_ids: np.ndarray, word_tokens: np.ndarray) -> "TokenAlignment":
+        """Pieces of word w (per `word_ids`) belong to token `word_tokens[w]`."""
+        piece_tokens = word_tokens[word_ids] if len(word_ids) else np.zeros(0, dtype=np.int64)
+        new_token = np.concatenate(([True], piece_tokens[1:] != piece_tokens[:-1])) if len(piece_tokens) else []
+        return cls(piece_tokens, np.flatnonzero(new_token))
 
     @property
     def tokens(self) -> np.ndarray:
-        """The tokens that have at least one sub-word, ascending."""
-        return self.pair_token[self.group_starts]
-
-
-def align_doc(doc: Doc, offsets: np.ndarray, mode: str = "expand") -> TokenAlignment:
-    """Pair each sub-word (character offsets into doc.text) with the tokens it overlaps.
-
-    mode "expand": a sub-word spanning several tokens informs all of them;
-    "contract" and "strict": only tokens it lies within (strict also drops
-    entities cut inside a sub-word, see `shares_left`).
-    """
-    token_attrs = doc.to_array([IDX, LENGTH, IS_SPACE]).astype(np.int64)
-    starts, lengths, is_space = token_attrs[:, 0], token_attrs[:, 1], token_attrs[:, 2].astype(bool)
-    ends = starts + lengths
-    offsets = offsets.reshape(-1, 2)
-    sub_start, sub_end = offsets[:, 0], offsets[:, 1]
-    first = np.searchsorted(ends, sub_start, side="right")
-    last = np.searchsorted(starts, sub_end, side="left") - 1
-    valid = (sub_end > sub_start) & (first <= last)
-    shares_left = np.zeros(len(doc), dtype=bool)
-    spanning = valid & (last > first)
-    for lo, hi in zip(first[spanning], last[spanning]):
-        shares_left[lo + 1 : hi + 1] = True
-    if mode == "contract" or mode == "strict":
-        valid &= first == last
-    subwords = np.flatnonzero(valid)
-    counts = last[subwords] - first[subwords] + 1
-    pair_subword = np.repeat(subwords, counts)
-    within = np.arange(len(pair_subword)) - np.repeat(np.cumsum(counts) - counts, counts)
-    pair_token = np.repeat(first[subwords], counts) + within
-    keep = ~is_space[pair_token]
-    pair_subword, pair_token = pair_subword[keep], pair_token[keep]
-    if len(pair_token) > 1 and (np.diff(pair_token) < 0).any():
-        order = np.lexsort((pair_subword, pair_token))
-        pair_subword, pair_token = pair_subword[order], pair_token[order]
-    return TokenAlignment(pair_subword, pair_token, shares_left)
+        """The tokens that have at least one piece, ascending."""
+        return self.piece_tokens[self.group_starts]
 
 
 def aggregate(probs: np.ndarray, alignment: TokenAlignment, strategy: str) -> np.ndarray:
-    """One distribution per token that has sub-words, in `alignment.tokens` order.
+    """One distribution per token that has pieces, in `alignment.tokens` order.
 
-    "first": the token's first sub-word (how token classifiers are trained);
-    "average": the mean over its sub-words; "max": its most confident sub-word.
+    "first": the token's first piece (the one fine-tuning labels); "average": the
+    mean over its pieces; "max": its most confident piece.
     """
     groups = alignment.group_starts
-    pair_probs = probs[alignment.pair_subword]
-    if strategy == "first" or len(groups) == len(pair_probs):
-        return pair_probs[groups]
+    if strategy == "first" or len(groups) == len(probs):
+        return probs[groups]
     if strategy == "average":
-        sizes = np.diff(np.append(groups, len(pair_probs)))
-        return np.add.reduceat(pair_probs, groups, axis=0) / sizes[:, None]
-    confidence = pair_probs.max(axis=1)
-    order = np.lexsort((-confidence, alignment.pair_token))
-    return pair_probs[order][groups]
+        sizes = np.diff(np.append(groups, len(probs)))
+        return np.add.reduceat(probs, groups, axis=0) / sizes[:, None]
+    confidence = probs.max(axis=1)
+    order = np.lexsort((-confidence, alignment.piece_tokens))
+    return probs[order][groups]

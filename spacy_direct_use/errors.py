@@ -1,4 +1,8 @@
 """Every message direct_ner raises, in one place: what went wrong and the fix."""
+import re
+
+PREFIX = "[direct_ner] "
+_CODE = re.compile(r"[EW]\d+")
 
 
 class DirectNERError(ValueError):
@@ -8,7 +12,18 @@ class DirectNERError(ValueError):
 ADD_PIPE_EXAMPLE = 'nlp.add_pipe("direct_ner", config={"model": "dslim/bert-base-NER"})'
 
 
-class Errors:
+class ErrorsWithCodes(type):
+    """Reading a code such as `Errors.E004` gives its message headed "[direct_ner E004] ",
+    so users can search for it; as spaCy's own `spacy.errors.ErrorsWithCodes` does for "[E004]"."""
+
+    def __getattribute__(self, name: str):
+        message = super().__getattribute__(name)
+        if not _CODE.fullmatch(name):
+            return message
+        return f"[direct_ner {name}] {message.removeprefix(PREFIX)}"
+
+
+class Errors(metaclass=ErrorsWithCodes):
     E001 = (
         "[direct_ner] No model given. direct_ner needs a fine-tuned Hugging Face "
         "token classifier, by hub name or local directory, e.g.\n    {example}"
@@ -33,12 +48,13 @@ class Errors:
     E005 = (
         "[direct_ner] '{name}' has an untrained classification head: {detail}. "
         "Its predictions would be random. Use a checkpoint fine-tuned for NER "
-        "(e.g. 'dslim/bert-base-NER'), or fine-tune this one first."
+        "(e.g. 'dslim/bert-base-NER'), or fine-tune this one first. If you know "
+        "the head is trained, load it anyway: config={{\"check_head\": false}}."
     )
     E006 = (
         "[direct_ner] The tokenizer of '{name}' ({cls}) is not a fast tokenizer "
-        "and gives no character offsets, which direct_ner needs to place "
-        "entities on spaCy tokens. Save the checkpoint with a tokenizer.json "
+        "and cannot tell which pieces belong to which word (word_ids()), which "
+        "direct_ner needs to place entities on spaCy tokens. Save the checkpoint with a tokenizer.json "
         "(AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir))."
     )
     E007 = (
@@ -105,6 +121,18 @@ class Errors:
         "config) and cannot load without running it. direct_ner never runs "
         "code from a checkpoint unless you allow it: "
         "config={{\"trust_remote_code\": true}}, only for a source you trust."
+    )
+    E019 = (
+        "[direct_ner] '{name}' names its labels only {labels}: the placeholder "
+        "names transformers gives a head that was never fine-tuned, or whose "
+        "label names were not saved. Set id2label in its config.json to the "
+        "tags it was trained with (e.g. O, B-PER, I-PER)."
+    )
+    E020 = (
+        "[direct_ner] '{name}' has a model type that transformers {version} does "
+        "not know ({reason}). Your transformers is out of date for this "
+        "checkpoint: upgrade it (pip install -U transformers), or check "
+        "model_type in its config.json."
     )
     E040 = (
         "[direct_ner] A batch has no text column '{key}'; its columns are "

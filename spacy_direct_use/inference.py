@@ -1,7 +1,8 @@
 """Batched forward passes: sub-word id sequences in, per-sub-word label probabilities out."""
 import contextlib
+import json
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ class TokenClassifierRunner:
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(device.type, DEFAULT_BATCH_TOKENS["cuda"])
         self.autocast_dtype = PRECISIONS[precision]
-        self.encoder = untruncated_encoder(tokenizer)
+        self.encoder = word_encoder(tokenizer)
         self.prefix, self.suffix = special_tokens(tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.max_length = model_max_length(model, tokenizer)
@@ -110,21 +111,39 @@ def length_batches(order: List[int], lengths: List[int], batch_size: int, batch_
     return batches
 
 
-def untruncated_encoder(tokenizer) -> Tokenizer:
-    """A copy of the fast tokenizer's backend with truncation and padding off:
-    a tokenizer.json may truncate (often to 128 or 512), silently losing text."""
-    encoder = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+def word_encoder(tokenizer) -> Tokenizer:
+    """A private copy of the fast tokenizer's backend that encodes pre-split words as
+    fine-tuning did, with nothing cut off.
+
+    Truncation and padding are off: a tokenizer.json may truncate (often to 128 or
+    512), silently losing text. A byte-level BPE pre-tokenizer (RoBERTa, GPT-2) gets
+    `add_prefix_space`, as transformers requires for `is_split_into_words=True`
+    (run_ner sets it for them): every word is read as 'Ġword', the way it was trained.
+    """
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    _prefix_space_for_words(state.get("pre_tokenizer"))
+    encoder = Tokenizer.from_str(json.dumps(state))
     encoder.no_truncation()
     encoder.no_padding()
     return encoder
 
 
-def special_tokens(tokenizer) -> tuple:
-    """The ids the tokenizer puts before and after a single sequence."""
-    marker = -7
-    ids = tokenizer.build_inputs_with_special_tokens([marker])
-    position = ids.index(marker)
-    return np.array(ids[:position], dtype=np.int64), np.array(ids[position + 1 :], dtype=np.int64)
+def _prefix_space_for_words(pre_tokenizer: Optional[dict]) -> None:
+    if not pre_tokenizer:
+        return
+    if pre_tokenizer.get("type") == "ByteLevel":
+        pre_tokenizer["add_prefix_space"] = True
+    for inner in pre_tokenizer.get("pretokenizers") or []:
+        _prefix_space_for_words(inner)
+
+
+def special_tokens(tokenizer) -> Tuple[np.ndarray, np.ndarray]:
+    """The ids the tokenizer puts before and after a single sequence (e.g. [CLS] and [SEP])."""
+    encoded = tokenizer("x", return_special_tokens_mask=True)
+    ids, special = encoded["input_ids"], encoded["special_tokens_mask"]
+    content = [i for i, is_special in enumerate(special) if not is_special]
+    first, last = (content[0], content[-1]) if content else (len(ids), len(ids) - 1)
+    return np.array(ids[:first], dtype=np.int64), np.array(ids[last + 1 :], dtype=np.int64)
 
 
 def model_max_length(model, tokenizer) -> int:

@@ -92,13 +92,7 @@ def _may_follow(prev: Tuple[int, Optional[str]], nxt: Tuple[int, Optional[str]],
 
 def _check_labels(labels: List[str], name: str) -> None:
     if labels and all(_GENERIC.match(label) for label in labels):
-        raise DirectNERError(
-            Errors.E005.format(
-                name=name,
-                detail=f"its config names the labels only {labels[:3]}..., "
-                "the placeholder names of a head that was never fine-tuned",
-            )
-        )
+        raise DirectNERError(Errors.E019.format(name=name, labels=f"{labels[:3]}..."))
     if not any(label.upper() == "O" for label in labels):
         raise DirectNERError(Errors.E007.format(name=name, detail=f"no 'O' label among {labels}"))
     if len(set(labels)) != len(labels):

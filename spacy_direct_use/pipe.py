@@ -14,13 +14,13 @@ from spacy.util import make_tempdir
 from spacy.util import from_disk as util_from_disk
 from spacy.util import to_disk as util_to_disk
 
-from .alignment import AGGREGATIONS, ALIGNMENT_MODES, aggregate, align_doc
+from .alignment import AGGREGATIONS, TokenAlignment, aggregate, doc_words
 from .decoding import extract_entities, viterbi
 from .errors import ADD_PIPE_EXAMPLE, DirectNERError, Errors
 from .inference import DEFAULT_BATCH_TOKENS, PRECISIONS, TokenClassifierRunner
 from .labels import LabelScheme, map_types
 from .loading import load_token_classifier, resolve_device
-from .windows import WINDOW_MODES, guess_sentence_start_chars, sentence_windows, strided_windows
+from .windows import WINDOW_MODES, guess_sentence_starts, sentence_windows, strided_windows
 
 DEFAULT_CONFIG = {
     "model": None,
@@ -33,7 +33,6 @@ DEFAULT_CONFIG = {
     "window_mode": "sentences",
     "max_sentences_per_window": 1,
     "aggregation": "first",
-    "alignment_mode": "expand",
     "label_map": {},
     "overwrite_ents": False,
     "spans_key": "direct_ner",
@@ -41,6 +40,7 @@ DEFAULT_CONFIG = {
     "device": None,
     "precision": "fp32",
     "trust_remote_code": False,
+    "check_head": True,
     "scorer": {"@scorers": "spacy.ner_scorer.v1"},
 }
 
@@ -64,7 +64,6 @@ def make_direct_ner(
     window_mode: str,
     max_sentences_per_window: int,
     aggregation: str,
-    alignment_mode: str,
     label_map: Dict[str, Optional[str]],
     overwrite_ents: bool,
     spans_key: Optional[str],
@@ -72,6 +71,7 @@ def make_direct_ner(
     device: Optional[str],
     precision: str,
     trust_remote_code: bool,
+    check_head: bool,
     scorer: Optional[Callable],
 ) -> "DirectNER":
     """Run a fine-tuned Hugging Face token classifier and write its entities to doc.ents."""
@@ -116,7 +116,11 @@ class DirectNER(Pipe):
     def _ensure_loaded(self) -> TokenClassifierRunner:
         if self._runner is None:
             model, tokenizer, self._scheme = load_token_classifier(
-                self._source, self.cfg["revision"], self.cfg["trust_remote_code"], local_only=self._local_only
+                self._source,
+                self.cfg["revision"],
+                self.cfg["trust_remote_code"],
+                local_only=self._local_only,
+                check_head=self.cfg["check_head"],
             )
             mapped = map_types(self._scheme.entity_types, self.cfg["label_map"])
             self._type_labels = [mapped[t] for t in self._scheme.entity_types]
@@ -155,10 +159,16 @@ class DirectNER(Pipe):
         """(start token, end token, label, confidence) for each Doc's entities."""
         runner = self._ensure_loaded()
         clock = time.perf_counter()
-        encodings = runner.encoder.encode_batch([doc.text for doc in docs], add_special_tokens=False)
+        doc_words_list = [doc_words(doc) for doc in docs]
+        encodings = runner.encoder.encode_batch(
+            [words for words, _ in doc_words_list], is_pretokenized=True, add_special_tokens=False
+        )
         ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in encodings]
-        offsets = [np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2) for encoding in encodings]
-        windows = [self._windows(doc, offs[:, 0], runner.content_length) for doc, offs in zip(docs, offsets)]
+        alignments = [
+            TokenAlignment.from_word_ids(np.asarray(encoding.word_ids, dtype=np.int64), word_tokens)
+            for encoding, (_, word_tokens) in zip(encodings, doc_words_list)
+        ]
+        windows = [self._windows(doc, alignment, runner.content_length) for doc, alignment in zip(docs, alignments)]
         flat = [(i, w) for i, doc_windows in enumerate(windows) for w in doc_windows]
         self._tick("tokenize", clock)
         clock = time.perf_counter()
@@ -169,43 +179,36 @@ class DirectNER(Pipe):
         doc_probs = [np.zeros((len(doc_ids), n_labels), dtype=np.float32) for doc_ids in ids]
         for (i, (start, _, core_start, core_end)), probs in zip(flat, window_probs):
             doc_probs[i][core_start:core_end] = probs[core_start - start : core_end - start]
-        predictions = [self._decode(doc, offs, probs) for doc, offs, probs in zip(docs, offsets, doc_probs)]
+        predictions = [self._decode(alignment, probs) for alignment, probs in zip(alignments, doc_probs)]
         self._tick("decode", clock)
         return predictions
 
-    def _windows(self, doc: Doc, subword_starts: np.ndarray, max_length: int) -> List[Tuple[int, int, int, int]]:
+    def _windows(self, doc: Doc, alignment: TokenAlignment, max_length: int) -> List[Tuple[int, int, int, int]]:
+        n_pieces = len(alignment.piece_tokens)
         size = min(self.cfg["window_size"], max_length)
         overlap = min(self.cfg["window_overlap"], size // 2)
         if self.cfg["window_mode"] == "strided":
-            return strided_windows(0, len(subword_starts), size, overlap)
-        starts = np.searchsorted(subword_starts, self._sentence_start_chars(doc), side="left")
-        return sentence_windows(starts, len(subword_starts), size, overlap, self.cfg["max_sentences_per_window"])
+            return strided_windows(0, n_pieces, size, overlap)
+        starts = np.searchsorted(alignment.piece_tokens, self._sentence_starts(doc), side="left")
+        return sentence_windows(starts, n_pieces, size, overlap, self.cfg["max_sentences_per_window"])
 
-    def _sentence_start_chars(self, doc: Doc) -> np.ndarray:
+    def _sentence_starts(self, doc: Doc) -> np.ndarray:
         """The Doc's sentence starts, or guesses by spaCy's sentencizer rules (not written to the Doc)."""
         if doc.has_annotation("SENT_START"):
-            return np.array([sent.start_char for sent in doc.sents], dtype=np.int64)
-        return guess_sentence_start_chars(doc, self._final_punct)
+            return np.array([sent.start for sent in doc.sents], dtype=np.int64)
+        return guess_sentence_starts(doc, self._final_punct)
 
-    def _decode(self, doc: Doc, offsets: np.ndarray, probs: np.ndarray) -> List[Tuple[int, int, str, float]]:
-        alignment = align_doc(doc, offsets, self.cfg["alignment_mode"])
+    def _decode(self, alignment: TokenAlignment, probs: np.ndarray) -> List[Tuple[int, int, str, float]]:
         tokens = alignment.tokens
         if len(tokens) == 0:
             return []
         token_probs = aggregate(probs, alignment, self.cfg["aggregation"])
         path = viterbi(token_probs, self._scheme)
-        spans = extract_entities(path, token_probs, self._scheme)
-        if self.cfg["alignment_mode"] == "expand":
-            spans = _join_cut_subwords(spans, alignment)
         entities = []
-        for start, end, type_id, confidence in spans:
+        for start, end, type_id, confidence in extract_entities(path, token_probs, self._scheme):
             label = self._type_labels[type_id]
-            first, last = int(tokens[start]), int(tokens[end - 1])
-            if not label or confidence < self.cfg["threshold"]:
-                continue
-            if self.cfg["alignment_mode"] == "strict" and _cut_inside_subword(alignment.shares_left, first, last):
-                continue
-            entities.append((first, last + 1, label, confidence))
+            if label and confidence >= self.cfg["threshold"]:
+                entities.append((int(tokens[start]), int(tokens[end - 1]) + 1, label, confidence))
         return entities
 
     def set_annotations(self, docs: List[Doc], predictions: List[List[Tuple[int, int, str, float]]]) -> List[Doc]:
@@ -269,27 +272,6 @@ class DirectNER(Pipe):
         self._model = self._tokenizer = self._runner = self._scheme = None
 
 
-def _join_cut_subwords(spans: List[Tuple[int, int, int, float]], alignment) -> List[Tuple[int, int, int, float]]:
-    """Join consecutive entities of one type whose boundary falls inside a sub-word.
-
-    A sub-word that covers several tokens ('angela' over "Ang" + "ela") gives each of
-    them its label, so its B- tag would otherwise start an entity on every piece.
-    Spans are in aligned-token indices; confidences are averaged by length.
-    """
-    group_starts, subwords = alignment.group_starts, alignment.pair_subword
-    joined: List[Tuple[int, int, int, float]] = []
-    for start, end, type_id, confidence in spans:
-        if joined and start > 0:
-            prev_start, prev_end, prev_type, prev_confidence = joined[-1]
-            cut = subwords[group_starts[start]] == subwords[group_starts[start] - 1]
-            if cut and prev_end == start and prev_type == type_id:
-                n_prev, n = prev_end - prev_start, end - start
-                joined[-1] = (prev_start, end, type_id, (prev_confidence * n_prev + confidence * n) / (n_prev + n))
-                continue
-        joined.append((start, end, type_id, confidence))
-    return joined
-
-
 def _groups(stream: Iterable[Doc], min_docs: int, min_words: int) -> Iterator[List[Doc]]:
     group: List[Doc] = []
     words = 0
@@ -303,15 +285,9 @@ def _groups(stream: Iterable[Doc], min_docs: int, min_words: int) -> Iterator[Li
         yield group
 
 
-def _cut_inside_subword(shares_left: np.ndarray, first: int, last: int) -> bool:
-    """Whether the span first..last starts or ends inside a sub-word."""
-    return bool(shares_left[first] or (last + 1 < len(shares_left) and shares_left[last + 1]))
-
-
 def _validate_settings(cfg: dict) -> None:
     choices = {
         "aggregation": AGGREGATIONS,
-        "alignment_mode": ALIGNMENT_MODES,
         "precision": tuple(PRECISIONS),
         "window_mode": WINDOW_MODES,
     }

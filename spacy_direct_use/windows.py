@@ -8,7 +8,7 @@ sub-word's prediction from the window where it is furthest from an edge.
 from typing import AbstractSet, List, Sequence, Tuple
 
 import numpy as np
-from spacy.attrs import IDX, IS_PUNCT, ORTH
+from spacy.attrs import IS_PUNCT, ORTH
 from spacy.tokens import Doc
 
 Window = Tuple[int, int, int, int]
@@ -54,8 +54,8 @@ def sentence_windows(
     return windows
 
 
-def guess_sentence_start_chars(doc: Doc, final_punct: AbstractSet[int]) -> np.ndarray:
-    """Sentence starts (character offsets) by spaCy's Sentencizer rule: a sentence
+def guess_sentence_starts(doc: Doc, final_punct: AbstractSet[int]) -> np.ndarray:
+    """Sentence starts (token indices) by spaCy's Sentencizer rule: a sentence
     starts at the first non-punctuation token after a sentence-final one.
 
     final_punct: the ORTH ids of the sentence-final characters. A plain loop over
@@ -63,10 +63,10 @@ def guess_sentence_start_chars(doc: Doc, final_punct: AbstractSet[int]) -> np.nd
     """
     starts = [0] if len(doc) else []
     seen_final = False
-    for orth, is_punct, idx in doc.to_array([ORTH, IS_PUNCT, IDX]).tolist():
+    for i, (orth, is_punct) in enumerate(doc.to_array([ORTH, IS_PUNCT]).tolist()):
         if orth in final_punct:
             seen_final = True
         elif seen_final and not is_punct:
-            starts.append(idx)
+            starts.append(i)
             seen_final = False
     return np.array(starts, dtype=np.int64)

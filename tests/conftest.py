@@ -9,10 +9,13 @@ for real.
 """
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import pytest
+import spacy
 import torch
+from spacy.language import Language
+from spacy.tokens import Doc
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     BertConfig,
@@ -32,6 +35,24 @@ CORPUS = [
     "0 1 2 3 4 5 6 7 8 9 . , ; : ! ? ' \" ( ) - _",
 ]
 HIDDEN = 96
+# The WordPiece model of `bert_dir`: whole lower-cased words, so each word gets its rule's label.
+WORDPIECE_RULES = {
+    "angela": "B-PER", "merkel": "I-PER", "jane": "B-PER", "doe": "I-PER",
+    "paris": "B-LOC", "berlin": "B-LOC", "london": "B-LOC",
+    "united": "B-ORG", "nations": "I-ORG",
+}
+
+
+def ents(doc: Doc) -> List[Tuple[str, str]]:
+    """A Doc's entities as (text, label)."""
+    return [(e.text, e.label_) for e in doc.ents]
+
+
+def make_nlp(model_dir: Union[str, Path], lang: str = "en", **config: Any) -> Language:
+    """A blank pipeline (English unless `lang`) with direct_ner on `model_dir` and the given config values."""
+    nlp = spacy.blank(lang)
+    nlp.add_pipe("direct_ner", config={"model": str(model_dir), **config})
+    return nlp
 
 
 def train_tokenizer(kind: str) -> PreTrainedTokenizerFast:
@@ -51,7 +72,7 @@ def train_tokenizer(kind: str) -> PreTrainedTokenizerFast:
             tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
         )
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     tok.train_from_iterator(
         CORPUS,
@@ -125,13 +146,9 @@ def _set_lookup_weights(model, embeddings, vocab, rules, labels, strength) -> No
 
 @pytest.fixture(scope="session")
 def bert_dir(tmp_path_factory) -> Path:
-    """WordPiece model: 'angela merkel' PER, 'paris'/'berlin'/'london' LOC, 'united nations' ORG."""
-    rules = {
-        "angela": "B-PER", "merkel": "I-PER", "jane": "B-PER", "doe": "I-PER",
-        "paris": "B-LOC", "berlin": "B-LOC", "london": "B-LOC",
-        "united": "B-ORG", "nations": "I-ORG",
-    }
-    return make_lookup_model(tmp_path_factory.mktemp("bert") / "model", rules, "wordpiece")
+    """WordPiece model: 'angela merkel'/'jane doe' PER, 'paris'/'berlin'/'london' LOC,
+    'united nations' ORG (WORDPIECE_RULES). Tests that change its files copy it first."""
+    return make_lookup_model(tmp_path_factory.mktemp("bert") / "model", WORDPIECE_RULES, "wordpiece")
 
 
 def _path_from_env(variable: str, what: str) -> Path:
@@ -145,6 +162,12 @@ def _path_from_env(variable: str, what: str) -> Path:
 def real_model_dir() -> Path:
     """The real CoNLL-2003 model, from SPACY_DIRECT_USE_TEST_MODEL."""
     return _path_from_env("SPACY_DIRECT_USE_TEST_MODEL", "a token classifier such as ../shared/models/minilm-conll03")
+
+
+@pytest.fixture(scope="session")
+def xlmr_model_dir() -> Path:
+    """The real SentencePiece (XLM-R architecture) CoNLL-2003 model, from SPACY_DIRECT_USE_TEST_XLMR_MODEL."""
+    return _path_from_env("SPACY_DIRECT_USE_TEST_XLMR_MODEL", "a SentencePiece token classifier such as ../shared/models/xlmr-minilm-conll03")
 
 
 @pytest.fixture(scope="session")

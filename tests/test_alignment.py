@@ -8,8 +8,8 @@ from spacy.pipeline import Sentencizer
 from spacy.strings import get_string_id
 from spacy.tokens import Doc
 
-from spacy_direct_use.alignment import aggregate, align_doc
-from spacy_direct_use.windows import guess_sentence_start_chars, sentence_windows, strided_windows
+from spacy_direct_use.alignment import TokenAlignment, aggregate, doc_words
+from spacy_direct_use.windows import guess_sentence_starts, sentence_windows, strided_windows
 
 
 @pytest.fixture(scope="module")
@@ -17,51 +17,33 @@ def vocab():
     return spacy.blank("en").vocab
 
 
-def char_offsets(text, pieces):
-    """Offsets of each piece, searched left to right in text."""
-    offsets, pos = [], 0
-    for piece in pieces:
-        start = text.index(piece, pos)
-        offsets.append((start, start + len(piece)))
-        pos = start + len(piece)
-    return np.array(offsets)
+def alignment_of(doc, pieces_per_word):
+    """The alignment for a Doc whose i-th word was tokenized into pieces_per_word[i] pieces."""
+    words, word_tokens = doc_words(doc)
+    assert len(words) == len(pieces_per_word)
+    word_ids = np.repeat(np.arange(len(words)), pieces_per_word)
+    return TokenAlignment.from_word_ids(word_ids, word_tokens)
 
 
-def test_token_of_several_subwords(vocab):
-    doc = Doc(vocab, words=["Washingtonians", "left"])
-    alignment = align_doc(doc, char_offsets(doc.text, ["Washington", "ians", "left"]))
-    assert alignment.pair_token.tolist() == [0, 0, 1]
+def test_words_are_the_non_whitespace_tokens(vocab):
+    doc = Doc(vocab, words=["Angela", "\n", "Merkel", "  ", "🙂"], spaces=[False, False, True, False, False])
+    words, word_tokens = doc_words(doc)
+    assert words == ["Angela", "Merkel", "🙂"]
+    assert word_tokens.tolist() == [0, 2, 4]
+    assert doc_words(Doc(vocab, words=[]))[0] == []
+
+
+def test_token_of_several_pieces(vocab):
+    alignment = alignment_of(Doc(vocab, words=["Washingtonians", "left"]), [2, 1])
+    assert alignment.piece_tokens.tolist() == [0, 0, 1]
+    assert alignment.group_starts.tolist() == [0, 2]
     assert alignment.tokens.tolist() == [0, 1]
 
 
-def test_subword_over_several_tokens(vocab):
-    doc = Doc(vocab, words=["New", "York", "-", "based"], spaces=[True, False, False, False])
-    offsets = char_offsets(doc.text, ["New", "York-", "based"])
-    expand = align_doc(doc, offsets, "expand")
-    assert expand.pair_token.tolist() == [0, 1, 2, 3]
-    assert expand.pair_subword.tolist() == [0, 1, 1, 2]
-    assert expand.shares_left.tolist() == [False, False, True, False]
-    contract = align_doc(doc, offsets, "contract")
-    assert contract.tokens.tolist() == [0, 3]  # York and '-' share a sub-word: gaps
-
-
-def test_whitespace_and_unaligned_tokens_are_gaps(vocab):
-    doc = Doc(vocab, words=["Angela", "\n", "Merkel", "🙂"], spaces=[False, False, True, False])
-    offsets = char_offsets(doc.text, ["Angela", "Merkel"])
-    alignment = align_doc(doc, offsets)
+def test_whitespace_and_pieceless_tokens_are_gaps(vocab):
+    doc = Doc(vocab, words=["Angela", "\n", "Merkel", "\u200b"], spaces=[False, False, True, False])
+    alignment = alignment_of(doc, [1, 1, 0])  # the tokenizer drops the zero-width space
     assert alignment.tokens.tolist() == [0, 2]
-
-
-def test_subword_covering_whitespace_token_is_ignored_there(vocab):
-    doc = Doc(vocab, words=["a", "\n", "b"], spaces=[False, False, False])
-    alignment = align_doc(doc, np.array([[0, 1], [1, 2], [2, 3]]))
-    assert alignment.tokens.tolist() == [0, 2]
-
-
-def test_empty_offsets_are_skipped(vocab):
-    doc = Doc(vocab, words=["x", "y"])
-    alignment = align_doc(doc, np.array([[0, 0], [0, 1], [2, 3]]))
-    assert alignment.pair_subword.tolist() == [1, 2]
 
 
 @pytest.mark.parametrize(
@@ -69,8 +51,7 @@ def test_empty_offsets_are_skipped(vocab):
     [("first", [0.6, 0.4]), ("average", [0.4, 0.6]), ("max", [0.2, 0.8])],
 )
 def test_aggregation(vocab, strategy, expected):
-    doc = Doc(vocab, words=["Washingtonians"])
-    alignment = align_doc(doc, np.array([[0, 10], [10, 14]]))
+    alignment = alignment_of(Doc(vocab, words=["Washingtonians"]), [2])
     probs = np.array([[0.6, 0.4], [0.2, 0.8]], dtype=np.float32)
     assert aggregate(probs, alignment, strategy)[0].tolist() == pytest.approx(expected)
 
@@ -136,5 +117,5 @@ def test_sentence_guesses_match_sentencizer_on_random_token_sequences(pieces):
 
 def assert_guesses_match_sentencizer(doc: Doc) -> None:
     final = frozenset(get_string_id(c) for c in Sentencizer.default_punct_chars)
-    expected = [doc[i].idx for i, start in enumerate(Sentencizer().predict([doc])[0]) if start]
-    assert guess_sentence_start_chars(doc, final).tolist() == expected
+    expected = [i for i, start in enumerate(Sentencizer().predict([doc])[0]) if start]
+    assert guess_sentence_starts(doc, final).tolist() == expected

@@ -10,7 +10,6 @@ import unicodedata
 
 import numpy as np
 import pytest
-import spacy
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,30 +17,20 @@ from spacy.attrs import IDX, LEMMA, MORPH, NORM, ORTH, POS, SENT_START, SPACY, T
 from spacy.tokens import Doc, Span, SpanGroup, Token
 from transformers import AutoTokenizer
 
-from conftest import make_lookup_model
+from conftest import ents, make_lookup_model, make_nlp
 
 KINDS = ("wordpiece", "bpe")
-RULES = {
-    "wordpiece": {
-        "angela": "B-PER", "merkel": "I-PER", "jane": "B-PER", "doe": "I-PER",
-        "paris": "B-LOC", "berlin": "B-LOC", "london": "B-LOC",
-        "united": "B-ORG", "nations": "I-ORG",
-    },
-    # Byte-level BPE splits 'Angela' into 'Angel' + 'a' and 'Paris' into 'Par' + 'is' (or
-    # 'ĠPar' + 'is' after a space); 'first' aggregation reads each word's first sub-word.
-    "bpe": {
-        "Angel": "B-PER", "ĠMer": "I-PER", "ĠJan": "B-PER", "ĠDo": "I-PER",
-        "Par": "B-LOC", "ĠPar": "B-LOC", "Ber": "B-LOC", "ĠBer": "B-LOC", "Lond": "B-LOC", "ĠLond": "B-LOC",
-    },
+# The BPE twin of conftest's WORDPIECE_RULES (bert_dir). Byte-level BPE reads each word with
+# a prefix space: 'Angela' is 'ĠAngel' + 'a', 'Paris' is 'ĠPar' + 'is'; 'first' aggregation
+# reads each word's first sub-word.
+BPE_RULES = {
+    "ĠAngel": "B-PER", "ĠMer": "I-PER", "ĠJan": "B-PER", "ĠDo": "I-PER",
+    "ĠPar": "B-LOC", "ĠBer": "B-LOC", "ĠLond": "B-LOC",
 }
 LABEL_MAP = {"PER": "PERSON", "LOC": "GPE"}  # ORG keeps its name
 LABELS = {"PERSON", "GPE", "ORG"}
 EXPECTED = [("Angela Merkel", "PERSON"), ("Paris", "GPE")]
 ENTITY_WORDS = ["Angela", "Merkel", "Paris", "Berlin", "London", "Jane", "Doe", "United", "Nations"]
-
-
-def ents(doc):
-    return [(e.text, e.label_) for e in doc.ents]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,9 +44,8 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad_input")
-    return {kind: make_lookup_model(root / kind, RULES[kind], kind) for kind in KINDS}
+def model_dirs(tmp_path_factory, bert_dir):
+    return {"wordpiece": bert_dir, "bpe": make_lookup_model(tmp_path_factory.mktemp("bpe") / "model", BPE_RULES, "bpe")}
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -67,8 +55,7 @@ def kind(request):
 
 @pytest.fixture(scope="module")
 def nlp(model_dirs, kind):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config={"model": str(model_dirs[kind]), "label_map": LABEL_MAP})
+    nlp = make_nlp(model_dirs[kind], label_map=LABEL_MAP)
     nlp.initialize()
     assert set(nlp.get_pipe("direct_ner").labels) == LABELS
     return nlp
@@ -154,8 +141,9 @@ def test_invisible_and_control_characters_inside_words(nlp, kind, char):
     text = f"{char}Angela{char}Merkel flew to Par{char}is{char} and Berlin{char}."
     doc = nlp(text)
     assert_valid(doc, text)
-    if kind == "wordpiece" and unicodedata.category(char) in ("Cc", "Cf"):
+    if kind == "wordpiece" and unicodedata.category(char) in ("Cc", "Cf") and not char.isspace():
         # BERT's normalizer drops control and format characters, so the words read as usual.
+        # (A character spaCy reads as whitespace, such as NEL \x85, splits the word in two.)
         assert [label for _, label in ents(doc)] == ["PERSON", "GPE", "GPE"]
 
 
@@ -269,14 +257,14 @@ def test_unusual_tokenization(nlp, case):
         assert ents(doc) == expected
 
 
-def test_words_split_inside_a_subword_stay_one_entity(nlp):
-    """'Angela' and 'Paris' cut mid-sub-word: the model gave the one sub-word one label,
-    so the pieces are one entity, not a B- entity per piece."""
+def test_words_split_inside_a_word_are_read_as_the_users_words(nlp):
+    """Each token is one word for the model, as in fine-tuning on pre-split words:
+    'Ang' + 'ela' are two words, neither of them a name the lookup model knows."""
     words = ["Ang", "ela", "Merkel", "flew", "to", "Pa", "ris", "."]
     spaces = [False, True, True, True, True, False, False, False]
     doc = nlp(Doc(nlp.vocab, words=words, spaces=spaces))
     assert_valid(doc, "Angela Merkel flew to Paris.")
-    assert ents(doc) == EXPECTED
+    assert [token.ent_type_ for token in doc if token.text in ("Ang", "ela", "Pa", "ris")] == [""] * 4
 
 
 def test_words_glued_across_subwords(nlp):
@@ -288,14 +276,14 @@ def test_words_glued_across_subwords(nlp):
 # -- very long documents -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_sentencizer", [False, True])
 def test_entity_in_the_last_sentence_of_a_30000_word_doc(model_dirs, kind, with_sentencizer):
     filler = "the cat sat on a mat near the river . " * 3000  # 30,000 words, no entity
     text = filler + "Then Angela Merkel flew to Paris ."
-    nlp = spacy.blank("en")
+    nlp = make_nlp(model_dirs[kind], label_map=LABEL_MAP)
     if with_sentencizer:
-        nlp.add_pipe("sentencizer")
-    nlp.add_pipe("direct_ner", config={"model": str(model_dirs[kind]), "label_map": LABEL_MAP})
+        nlp.add_pipe("sentencizer", first=True)
     doc = nlp(text)
     assert len(doc) > 30000
     assert_valid(doc, text)
@@ -355,13 +343,9 @@ TEXT = "Angela Merkel flew to Paris to meet the United Nations on Monday ."
 @pytest.fixture(scope="module")
 def bert_nlp(model_dirs):
     def make(overwrite_ents=None, ruler_patterns=None):
-        nlp = spacy.blank("en")
+        nlp = make_nlp(model_dirs["wordpiece"], **({} if overwrite_ents is None else {"overwrite_ents": overwrite_ents}))
         if ruler_patterns:
-            nlp.add_pipe("entity_ruler").add_patterns(ruler_patterns)
-        config = {"model": str(model_dirs["wordpiece"])}
-        if overwrite_ents is not None:
-            config["overwrite_ents"] = overwrite_ents
-        nlp.add_pipe("direct_ner", config=config)
+            nlp.add_pipe("entity_ruler", first=True).add_patterns(ruler_patterns)
         return nlp
 
     return make

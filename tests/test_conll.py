@@ -1,14 +1,13 @@
 """Tests for the CoNLL-2003 reader/converter (spacy_direct_use.conll)."""
 
-import os
 from collections import Counter
 from pathlib import Path
-from typing import List, Tuple
+from typing import List
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 from spacy.vocab import Vocab
 
 from spacy_direct_use.conll import (
@@ -20,6 +19,8 @@ from spacy_direct_use.conll import (
     read_conll,
     read_docs,
 )
+
+from conftest import ents
 
 SAMPLE = """\
 -DOCSTART- -X- -X- O
@@ -43,10 +44,6 @@ York NNP I-NP I-LOC
 Reuters NNP I-NP I-ORG
 Smith NNP I-NP I-PER
 """
-
-
-def ents(doc: Doc) -> List[Tuple[str, str]]:
-    return [(e.text, e.label_) for e in doc.ents]
 
 
 @pytest.fixture
@@ -137,15 +134,8 @@ def test_cli_roundtrip(sample_path: Path, tmp_path: Path) -> None:
     assert [[s.start for s in d.sents] for d in docs] == [[0, 5], [0]]
 
 
-def conll_dir() -> Path:
-    value = os.environ.get("SPACY_DIRECT_USE_CONLL_DIR")
-    if not value:
-        pytest.skip("set SPACY_DIRECT_USE_CONLL_DIR to the dir with CoNLL-2003 eng.testb")
-    return Path(value)
-
-
-def test_eng_testb_official_counts() -> None:
-    path = conll_dir() / "eng.testb"
+def test_eng_testb_official_counts(conll_dir: Path) -> None:
+    path = conll_dir / "eng.testb"
     articles = read_conll(path)
     assert len(articles) == 231
     assert sum(len(a) for a in articles) == 3453

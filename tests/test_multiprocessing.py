@@ -17,23 +17,13 @@ import pytest
 import spacy
 import torch
 
-from conftest import make_lookup_model
+from conftest import ents, make_nlp
 
-RULES = {"angela": "B-PER", "merkel": "I-PER", "jane": "B-PER", "doe": "I-PER", "paris": "B-LOC", "london": "B-LOC"}
 TEXTS = [
     f"Angela Merkel flew to Paris on day {i} . Jane Doe stayed in London with {i} friends . "
     f"Nobody else came along for the {i} meetings ."
     for i in range(160)
 ] + ["", "   ", "no entities here at all"]
-
-
-def ents(doc):
-    return [(e.text, e.label_) for e in doc.ents]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return make_lookup_model(tmp_path_factory.mktemp("mp") / "model", RULES, "wordpiece")
 
 
 WORKER_SCRIPT = textwrap.dedent(
@@ -92,17 +82,18 @@ def run_script(tmp_path, mode, source, timeout=90):
     return json.loads(line[len("RESULT "):])
 
 
-def test_n_process_after_the_model_ran_in_the_parent(tmp_path, model_dir):
-    result = run_script(tmp_path, "after-parent-ran", model_dir)
+@pytest.mark.slow
+def test_n_process_after_the_model_ran_in_the_parent(tmp_path, bert_dir):
+    result = run_script(tmp_path, "after-parent-ran", bert_dir)
     assert result["multi"] == result["single"]
     assert result["single"][0][:2] == [[0, 2, "PER"], [4, 5, "LOC"]]
     assert sum(len(r) for r in result["single"]) > 4 * 160
 
 
-def test_n_process_with_the_model_loaded_in_each_worker(tmp_path, model_dir):
+@pytest.mark.slow
+def test_n_process_with_the_model_loaded_in_each_worker(tmp_path, bert_dir):
     """After spacy.load the model loads lazily, so each forked worker creates its own runner."""
-    nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config={"model": str(model_dir)})
+    nlp = make_nlp(bert_dir)
     nlp.to_disk(tmp_path / "pipeline")
     result = run_script(tmp_path, "lazy", tmp_path / "pipeline")
     assert result["multi"] == result["single"]
@@ -117,11 +108,10 @@ def _scored(doc):
     return ents(doc), [(s.text, s.label_, round(x, 5)) for s, x in zip(group, group.attrs["scores"])]
 
 
-def test_to_bytes_from_bytes_round_trip(tmp_path, model_dir):
-    source = shutil.copytree(model_dir, tmp_path / "source")
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
-    nlp.add_pipe("direct_ner", config={"model": str(source), "label_map": {"LOC": "GPE"}, "window_size": 16, "window_overlap": 4})
+def test_to_bytes_from_bytes_round_trip(tmp_path, bert_dir):
+    source = shutil.copytree(bert_dir, tmp_path / "source")
+    nlp = make_nlp(source, label_map={"LOC": "GPE"}, window_size=16, window_overlap=4)
+    nlp.add_pipe("sentencizer", first=True)
     expected = [_scored(doc) for doc in nlp.pipe(TEXTS[:5] + TEXTS[-3:])]
     data = nlp.to_bytes()
     shutil.rmtree(source)  # the copy must not need the original checkpoint
@@ -135,18 +125,15 @@ def test_to_bytes_from_bytes_round_trip(tmp_path, model_dir):
     assert expected[0][0][:2] == [("Angela Merkel", "PER"), ("Paris", "GPE")]
 
 
-def test_component_to_bytes_from_bytes_round_trip(model_dir):
-    nlp = spacy.blank("en")
-    pipe = nlp.add_pipe("direct_ner", config={"model": str(model_dir)})
-    data = pipe.to_bytes()
-    other = spacy.blank("en")
-    other.add_pipe("direct_ner", config={"model": "/never/read"}).from_bytes(data)
+def test_component_to_bytes_from_bytes_round_trip(bert_dir):
+    nlp = make_nlp(bert_dir)
+    other = make_nlp("/never/read")
+    other.get_pipe("direct_ner").from_bytes(nlp.get_pipe("direct_ner").to_bytes())
     assert [ents(d) for d in other.pipe(TEXTS[:3])] == [ents(d) for d in nlp.pipe(TEXTS[:3])]
 
 
-def test_to_disk_spacy_load_round_trip(tmp_path, model_dir):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config={"model": str(model_dir), "overwrite_ents": True})
+def test_to_disk_spacy_load_round_trip(tmp_path, bert_dir):
+    nlp = make_nlp(bert_dir, overwrite_ents=True)
     expected = [_scored(doc) for doc in nlp.pipe(TEXTS[:4])]
     nlp.to_disk(tmp_path / "pipeline")
     loaded = spacy.load(tmp_path / "pipeline")
@@ -158,7 +145,8 @@ def test_to_disk_spacy_load_round_trip(tmp_path, model_dir):
 # -- long streams -------------------------------------------------------------------------------
 
 
-def test_a_long_stream_keeps_memory_flat(model_dir):
+@pytest.mark.slow
+def test_a_long_stream_keeps_memory_flat(bert_dir):
     """Docs, tensors or caches kept per Doc would make RSS climb through the stream.
 
     The texts draw on a bounded vocabulary: spaCy's StringStore grows by design with
@@ -170,8 +158,7 @@ def test_a_long_stream_keeps_memory_flat(model_dir):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the tiny model gains nothing from threads on a busy machine
     try:
-        nlp = spacy.blank("en")
-        nlp.add_pipe("direct_ner", config={"model": str(model_dir)})
+        nlp = make_nlp(bert_dir)
         process = psutil.Process()
         texts = (f"Angela Merkel met {i % 500} people in Paris on day {i % 97} ." for i in range(24_000))
         rss = {}

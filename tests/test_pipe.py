@@ -6,26 +6,18 @@ import sys
 
 import pytest
 import spacy
+import torch
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
+import spacy_direct_use.loading
 from spacy_direct_use import DirectNER, DirectNERError
 from spacy_direct_use.inference import DEFAULT_BATCH_TOKENS, length_batches
 
-from conftest import make_lookup_model
+from conftest import ents, make_lookup_model, make_nlp
 
 TEXT = "Angela Merkel flew to Paris to meet the United Nations."
 EXPECTED = [("Angela Merkel", "PER"), ("Paris", "LOC"), ("United Nations", "ORG")]
-
-
-def ents(doc):
-    return [(e.text, e.label_) for e in doc.ents]
-
-
-def make_nlp(model_dir, **config):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config={"model": str(model_dir), **config})
-    return nlp
 
 
 def test_blank_pipeline_without_initialize(bert_dir):
@@ -41,7 +33,7 @@ def test_initialize_loads_the_model(bert_dir):
 
 
 def test_bpe_model_with_multi_subword_tokens(tmp_path):
-    rules = {"Angel": "B-PER", "a": "I-PER", "ĠMer": "I-PER", "kel": "I-PER", "ĠPar": "B-LOC", "is": "I-LOC"}
+    rules = {"ĠAngel": "B-PER", "a": "I-PER", "ĠMer": "I-PER", "kel": "I-PER", "ĠPar": "B-LOC", "is": "I-LOC"}
     nlp = make_nlp(make_lookup_model(tmp_path / "bpe", rules, "bpe"))
     doc = nlp("Angela Merkel flew to Paris .")
     assert ents(doc) == [("Angela Merkel", "PER"), ("Paris", "LOC")]
@@ -64,11 +56,12 @@ def test_io_and_bioes_schemes(tmp_path):
 
 
 def test_inside_tag_after_outside_never_corrupts(tmp_path):
-    model = make_lookup_model(tmp_path / "m", {"merkel": "I-PER", "nations": "I-ORG", "united": "B-LOC"})
-    doc = make_nlp(model)(TEXT)
-    for ent in doc.ents:  # every entity is one type, on token boundaries, never merged across types
-        assert ent.label_ in ("PER", "ORG", "LOC")
-    assert ("United Nations", "LOC") not in ents(doc)
+    # 'merkel' is I-PER after an O word, 'nations' I-ORG after a B-LOC word: invalid BIO. The
+    # strong I- tags make B-PER I-PER and B-ORG I-ORG the most probable valid sequences, so the
+    # entities are whole, one type each, and never 'United Nations' as LOC or a lone 'Merkel'.
+    rules = {"merkel": ("I-PER", 2.0), "united": "B-LOC", "nations": ("I-ORG", 2.0)}
+    doc = make_nlp(make_lookup_model(tmp_path / "m", rules))(TEXT)
+    assert ents(doc) == [("Angela Merkel", "PER"), ("United Nations", "ORG")]
 
 
 def test_label_map_renames_and_drops(bert_dir):
@@ -92,32 +85,6 @@ def test_threshold_and_scores(tmp_path):
 def test_spans_key_none_writes_no_span_group(bert_dir):
     doc = make_nlp(bert_dir, spans_key=None)(TEXT)
     assert len(doc.spans) == 0 and ents(doc) == EXPECTED
-
-
-def test_keeps_existing_entities_and_fills_gaps(bert_dir):
-    nlp = spacy.blank("en")
-    ruler = nlp.add_pipe("entity_ruler")
-    ruler.add_patterns([{"label": "CITY", "pattern": "Paris"}, {"label": "PERSONA", "pattern": "Merkel"}])
-    nlp.add_pipe("direct_ner", config={"model": str(bert_dir)})
-    assert ents(nlp(TEXT)) == [("Merkel", "PERSONA"), ("Paris", "CITY"), ("United Nations", "ORG")]
-
-
-def test_overwrite_replaces_existing_entities(bert_dir):
-    nlp = spacy.blank("en")
-    ruler = nlp.add_pipe("entity_ruler")
-    ruler.add_patterns([{"label": "CITY", "pattern": "Paris"}, {"label": "X", "pattern": "flew"}])
-    nlp.add_pipe("direct_ner", config={"model": str(bert_dir), "overwrite_ents": True})
-    assert ents(nlp(TEXT)) == EXPECTED
-
-
-def test_sentence_windows_and_long_document(bert_dir):
-    filler = "the cat sat on a mat near the river . " * 3000  # ~30,000 words, far over 64 positions
-    text = filler + "Then Angela Merkel went to Paris ."
-    nlp = make_nlp(bert_dir)
-    doc = nlp(text)
-    assert ents(doc)[-2:] == [("Angela Merkel", "PER"), ("Paris", "LOC")]
-    nlp.add_pipe("sentencizer", first=True)
-    assert ents(nlp(text))[-2:] == [("Angela Merkel", "PER"), ("Paris", "LOC")]
 
 
 def test_pipe_batches_docs_and_matches_single_calls(bert_dir):
@@ -161,6 +128,7 @@ def test_evaluate_reports_ents_scores(bert_dir):
     assert set(scores["ents_per_type"]) == {"PER", "LOC", "ORG"}
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_to_disk_and_offline_load_in_fresh_process(bert_dir, tmp_path):
     source = shutil.copytree(bert_dir, tmp_path / "source")
     nlp = make_nlp(source, label_map={"ORG": "ORGANISATION"})
@@ -178,14 +146,6 @@ def test_to_disk_and_offline_load_in_fresh_process(bert_dir, tmp_path):
     assert ("United Nations", "ORGANISATION") in expected
 
 
-def test_to_bytes_round_trip(bert_dir):
-    nlp = make_nlp(bert_dir)
-    data = nlp.to_bytes()
-    other = make_nlp("/nonexistent/until/from_bytes")  # lazily loaded, so never read
-    other.from_bytes(data)
-    assert ents(other(TEXT)) == EXPECTED
-
-
 def test_missing_model_shows_add_pipe_line():
     with pytest.raises(DirectNERError, match=r'add_pipe\("direct_ner", config=\{"model"'):
         spacy.blank("en").add_pipe("direct_ner")
@@ -195,7 +155,7 @@ def test_missing_model_shows_add_pipe_line():
     "config,match",
     [
         ({"aggregation": "mean"}, "aggregation"),
-        ({"alignment_mode": "loose"}, "alignment_mode"),
+        ({"window_mode": "pages"}, "window_mode"),
         ({"precision": "int8"}, "precision"),
         ({"window_size": 32, "window_overlap": 32}, "window_overlap"),
         ({"threshold": 2.0}, "threshold"),
@@ -213,12 +173,17 @@ def test_config_types_are_validated_by_spacy(bert_dir):
         make_nlp(bert_dir, window_size="large")
 
 
-def test_component_is_registered_by_entry_point():
-    from importlib.metadata import entry_points
-
-    names = [ep.name for ep in entry_points(group="spacy_factories")]
-    assert "direct_ner" in names
-    assert isinstance(spacy.blank("en").add_pipe("direct_ner", config={"model": "x/y"}), DirectNER)
+@pytest.mark.slow  # a fresh Python process
+def test_component_is_registered_by_entry_point(tmp_path):
+    """In a fresh process that never imports spacy_direct_use, spaCy finds the factory
+    through the package's spacy_factories entry point alone."""
+    code = (
+        "import sys, spacy; pipe = spacy.blank('en').add_pipe('direct_ner', config={'model': 'x/y'}); "
+        "print(type(pipe).__module__, type(pipe).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [DirectNER.__module__, "DirectNER"]
 
 
 @pytest.mark.parametrize("window_mode", ["sentences", "strided"])
@@ -234,7 +199,9 @@ def test_bf16_autocast_on_cpu_gives_same_entities(bert_dir):
     assert ents(make_nlp(bert_dir, precision="bf16", device="cpu")(TEXT)) == EXPECTED
 
 
-def test_follows_thincs_device_by_default(bert_dir):
-    nlp = make_nlp(bert_dir)
-    nlp.initialize()
-    assert nlp.get_pipe("direct_ner")._runner.device.type == "cpu"
+def test_follows_thincs_device_by_default(bert_dir, monkeypatch):
+    """With no device set, direct_ner runs where thinc's get_torch_default_device says (a GPU
+    after spacy.require_gpu()); made to say 'meta' here, so a CPU-only machine can tell."""
+    monkeypatch.setattr(spacy_direct_use.loading, "get_torch_default_device", lambda: torch.device("meta"))
+    assert make_nlp(bert_dir).get_pipe("direct_ner")._ensure_loaded().device == torch.device("meta")
+    assert make_nlp(bert_dir, device="cpu").get_pipe("direct_ner")._ensure_loaded().device == torch.device("cpu")

@@ -1,4 +1,7 @@
-"""Integration with a real CoNLL-2003 checkpoint (SPACY_DIRECT_USE_TEST_MODEL)."""
+"""Integration with real CoNLL-2003 checkpoints: a WordPiece BERT (SPACY_DIRECT_USE_TEST_MODEL)
+and a SentencePiece XLM-R (SPACY_DIRECT_USE_TEST_XLMR_MODEL)."""
+import shutil
+
 import numpy as np
 import pytest
 import spacy
@@ -10,16 +13,26 @@ from spacy_direct_use.conll import read_docs
 from spacy_direct_use.labels import LabelScheme
 
 N_SENTENCES = 400
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=["real_model_dir", "xlmr_model_dir"], ids=["bert-wordpiece", "xlmr-sentencepiece"])
+def model_dir(request):
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture(scope="module")
-def nlp(real_model_dir):
+def nlp(model_dir):
+    """One window per sentence, however long (the reference reads each sentence whole):
+    what is compared is how words are read, not how long sentences are cut."""
     nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config={"model": str(real_model_dir)})
+    nlp.add_pipe("direct_ner", config={"model": str(model_dir), "window_size": 512})
     return nlp
 
 
-def test_real_entities(nlp):
+def test_real_entities(real_model_dir):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_ner", config={"model": str(real_model_dir)})
     doc = nlp("Angela Merkel flew to Paris to meet Emmanuel Macron at the United Nations.")
     assert [(e.text, e.label_) for e in doc.ents] == [
         ("Angela Merkel", "PER"), ("Paris", "LOC"), ("Emmanuel Macron", "PER"), ("United Nations", "ORG")
@@ -56,18 +69,31 @@ def bio_entities(tags, scheme):
     return out
 
 
-def test_matches_models_word_level_predictions(nlp, real_model_dir, conll_dir):
+def test_matches_models_word_level_predictions(nlp, model_dir, conll_dir):
     """On gold-word sentence Docs, direct_ner (aggregation=first) must equal the model's own
     first-sub-word predictions wherever those form a valid BIO sequence; where they do not
     (an I- without its B-), Viterbi repairs them, which is the only allowed difference."""
     gold = read_docs(conll_dir / "eng.testb", nlp.vocab, "sentence")[:N_SENTENCES]
     words = [[t.text for t in doc] for doc in gold]
-    reference, scheme = word_level_reference(real_model_dir, words)
+    reference, scheme = word_level_reference(model_dir, words)
     docs = [Doc(nlp.vocab, words=w, spaces=[True] * (len(w) - 1) + [False]) for w in words]
     predicted = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(docs)]
     valid = [scheme.is_valid(tags) for tags in reference]
     agree = [p == bio_entities(tags, scheme) for p, tags in zip(predicted, reference)]
     mismatched_valid = [i for i, (v, a) in enumerate(zip(valid, agree)) if v and not a]
-    assert sum(valid) > 0.95 * len(valid)
+    assert sum(valid) > 0.9 * len(valid)
     assert mismatched_valid == [], f"sentences {mismatched_valid[:5]} differ although the model's tags are valid"
     print(f"agreement: {sum(agree)}/{len(agree)} sentences; {len(valid) - sum(valid)} had invalid tags, repaired by Viterbi")
+
+
+def test_trained_head_with_its_bias_zeroed_loads(real_model_dir, tmp_path):
+    """A head trained with a frozen or absent bias is not taken for an untrained one."""
+    from safetensors.torch import load_file, save_file
+
+    path = shutil.copytree(real_model_dir, tmp_path / "model")
+    weights = load_file(path / "model.safetensors")
+    weights["classifier.bias"].zero_()
+    save_file(weights, path / "model.safetensors", metadata={"format": "pt"})
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_ner", config={"model": str(path)})
+    assert [e.label_ for e in nlp("Angela Merkel flew to Paris.").ents] == ["PER", "LOC"]

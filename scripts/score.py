@@ -1,82 +1,49 @@
-"""Evaluate an assembled direct_ner pipeline on a gold .spacy corpus.
+"""Score an assembled direct_ner pipeline on a gold .spacy corpus.
 
 Predicted Docs are built from the gold words and spaces (no sentence boundaries
 unless --gold-sents), so scores measure the component, not the tokenizer.
-Writes the same JSON as `spacy evaluate --output` and prints per-type P/R/F,
-a token-level IOB2 classification report and words per second.
+Scores come from the pipeline's own scorers (as `nlp.evaluate`); writes the JSON
+of `spacy evaluate --output` but for "speed" (benchmark.py measures speed) and
+prints per-type P/R/F and a token-level IOB2 classification report. (Not named
+evaluate.py: that would shadow Hugging Face's `evaluate` package.)
 """
 
 import argparse
 import json
 from pathlib import Path
-from timeit import default_timer as timer
 from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
-import spacy
 from spacy.cli.evaluate import handle_scores_per_type
 from spacy.language import Language
 from spacy.scorer import Scorer
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.training import Example
-from spacy.vocab import Vocab
 from tqdm import tqdm
 
+from harness import load_nlp, read_gold, words_doc
 from spacy_direct_use.conll import doc_iob2_tags
 
-# The keys `spacy evaluate --output` writes, in its order (see spacy/cli/evaluate.py).
+# The keys `spacy evaluate --output` writes, in its order (see spacy/cli/evaluate.py), less "speed".
 SPACY_EVALUATE_KEYS = (
     "token_acc", "tag_acc", "pos_acc", "morph_acc", "lemma_acc", "dep_uas",
     "dep_las", "ents_p", "ents_r", "ents_f", "cats_score", "sents_p", "sents_r",
-    "sents_f", "speed",
+    "sents_f",
 )  # fmt: skip
 REPORT_AVERAGES = ("micro avg", "macro avg", "weighted avg")
 
 
-def load_nlp(model: str, gpu_id: int = -1) -> Language:
-    """Load a pipeline, on GPU `gpu_id` when >= 0."""
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
-    return spacy.load(model)
+def predict(nlp: Language, golds: Sequence[Doc], batch_size: int = 64, gold_sents: bool = False) -> List[Example]:
+    """Run `nlp.pipe` on fresh Docs with the gold words (progress bar); the Docs are paired
+    with their gold ones. (`nlp.evaluate` would score them too, but keeps no predicted Docs.)"""
+    docs = (words_doc(nlp.vocab, gold, gold_sents) for gold in golds)
+    predicted = tqdm(nlp.pipe(docs, batch_size=batch_size), total=len(golds), unit="doc", desc="direct_ner")
+    return [Example(doc, gold) for doc, gold in zip(predicted, golds)]
 
 
-def read_gold(path: Path, vocab: Vocab) -> List[Doc]:
-    """Read the gold Docs from a .spacy file."""
-    return list(DocBin().from_disk(path).get_docs(vocab))
-
-
-def blank_copy(vocab: Vocab, gold: Doc, gold_sents: bool = False) -> Doc:
-    """A Doc with the gold words and spaces only (optionally gold sentence starts)."""
-    words = [t.text for t in gold]
-    spaces = [bool(t.whitespace_) for t in gold]
-    sent_starts = [t.is_sent_start for t in gold] if gold_sents else None
-    return Doc(vocab, words=words, spaces=spaces, sent_starts=sent_starts)
-
-
-def predict(
-    nlp: Language, golds: Sequence[Doc], batch_size: int = 64, gold_sents: bool = False
-) -> Tuple[List[Example], float]:
-    """Run `nlp.pipe` on blank copies of the gold Docs with a progress bar.
-
-    Returns (examples, seconds spent in the pipeline).
-    """
-    docs = [blank_copy(nlp.vocab, gold, gold_sents) for gold in golds]
-    progress = tqdm(total=sum(len(d) for d in docs), unit="word", desc="direct_ner")
-    start = timer()
-    predicted = []
-    for doc in nlp.pipe(docs, batch_size=batch_size):
-        predicted.append(doc)
-        progress.update(len(doc))
-    seconds = timer() - start
-    progress.close()
-    return [Example(p, g) for p, g in zip(predicted, golds)], seconds
-
-
-def score(nlp: Language, examples: Sequence[Example], seconds: float) -> Dict[str, Any]:
+def score(nlp: Language, examples: Sequence[Example]) -> Dict[str, Any]:
     """Score examples with the pipeline's scorers, as `nlp.evaluate` does."""
-    scores = Scorer(nlp).score(examples)
-    scores["speed"] = sum(len(eg.predicted) for eg in examples) / max(seconds, 1e-9)
-    return scores
+    return Scorer(nlp).score(examples)
 
 
 def evaluate_output(scores: Dict[str, Any]) -> Dict[str, Any]:
@@ -160,15 +127,13 @@ def main() -> None:
     args = parser.parse_args()
 
     nlp = load_nlp(args.model, args.gpu_id)
-    golds = read_gold(args.data, nlp.vocab)
-    examples, seconds = predict(nlp, golds, args.batch_size, args.gold_sents)
-    scores = score(nlp, examples, seconds)
+    examples = predict(nlp, read_gold(args.data, nlp.vocab), args.batch_size, args.gold_sents)
+    scores = score(nlp, examples)
     print(f"\n{args.data}: {len(examples)} docs")
     prf = " / ".join(f"{scores.get(f'ents_{k}') or 0.0:.4f}" for k in "prf")
     print(f"NER P / R / F: {prf}")
     handle_scores_per_type(scores, silent=False)
     print("Token-level IOB2 report:\n" + format_report(bio_report(examples)))
-    print(f"\nSpeed: {scores['speed']:.0f} words/s")
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(evaluate_output(scores), indent=2) + "\n")
