@@ -29,9 +29,8 @@ from typing import List, Tuple
 import spacy
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout works uninstalled
-from spacy_direct_use.conll import read_docs  # noqa: E402
-from spacy_direct_use.pipe import DirectNER  # noqa: E402
+from spacy_direct_use.conll import read_docs
+from spacy_direct_use.pipe import DirectNER
 
 SUMMARY = re.compile(r"([\d,]+) rows, ([\d,]+) entities, ([\d,]+) words in [\d.]+ s: ([\d,]+) words/s")
 

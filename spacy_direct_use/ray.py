@@ -12,7 +12,7 @@ Each actor loads the pipeline once; every batch keeps its columns and gains `ent
 (ENTITIES_TYPE: the same Arrow type in every batch, so Parquet files always agree).
 Needs the `ray` extra: pip install "spacy-direct-use[ray]".
 """
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import pyarrow as pa
 import ray

@@ -18,6 +18,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import spacy  # noqa: E402
 
+from conftest import make_nlp  # noqa: E402
 from spacy_direct_use import DirectNERError  # noqa: E402
 from spacy_direct_use.annotate import main as annotate_main  # noqa: E402
 from spacy_direct_use.annotate import read_corpus  # noqa: E402
@@ -39,8 +40,7 @@ def ray_session():
 
 @pytest.fixture(scope="module")
 def pipeline_dir(bert_dir, tmp_path_factory) -> Path:
-    nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config={"model": str(bert_dir)})
+    nlp = make_nlp(bert_dir)
     nlp.initialize()
     path = tmp_path_factory.mktemp("ray") / "pipeline"
     nlp.to_disk(path)
