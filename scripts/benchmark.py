@@ -20,9 +20,15 @@ exactly B windows: what direct_ner costs on top of the very same forward passes.
       [--precision fp32|bf16|fp16] [--max-docs N] [--stream-words 1000000] \
       [--repeats 2] [--peers] [--systems floor,direct_ner] [--gold-sents] \
       [--threads 0] [--floor-batch-size 32] [--matched-batches] [--output metrics/benchmark.json]
+      [--precisions fp32,int8] [--latency]
 
 With --precision bf16/fp16 every system runs inside torch.autocast with float32 weights,
 as direct_ner's `precision` setting does, so all compute the same way.
+
+--precisions fp32,int8 adds direct_ner[int8] to the same interleaved rounds as
+direct_ner (in --precision). --latency times one-Doc calls instead: nlp(text) on a
+25-word sentence against the bare tokenizer + forward call, p50/p99 over 1,000
+calls, and the first call after spacy.load, lazy and after an eager initialize().
 
 --peers needs spacy-huggingface-pipelines and spacy-wrap installed (keep them in a
 separate venv); peers that cannot be imported are skipped with a note. Shared pieces
@@ -34,14 +40,16 @@ import json
 import os
 import resource
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import cycle
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 import psutil
 import spacy
 import torch
@@ -60,7 +68,7 @@ from harness import (
     read_gold,
     setup_run,
 )
-from peers import PEERS
+from peers import PEERS, Peer
 
 STAGES = ("tokenize", "forward", "decode", "annotate")
 HF_STRIDE = 16  # overlap for texts longer than the model: transformers' pipeline truncates without it
@@ -206,6 +214,11 @@ def direct_ner_system(model_path: str, batch_size: int, device: Device, matched:
     return spacy_system("direct_ner", nlp, direct_ner_model(nlp), batch_size)
 
 
+def peer_system(name: str, make_peer: Callable[[str, int], Peer], model_path: str, batch_size: int) -> System:
+    """A peer spaCy wrapper (peers.py) run like direct_ner."""
+    return spacy_system(name, *make_peer(model_path, batch_size), batch_size)
+
+
 def build_systems(args: argparse.Namespace, batch_size: int, device: Device) -> List[System]:
     """All systems for one batch size, skipping (with a note) those that cannot load."""
     builders: List[Tuple[str, Callable[[], System]]] = [
@@ -215,8 +228,7 @@ def build_systems(args: argparse.Namespace, batch_size: int, device: Device) -> 
         ("hf-pipeline[simple]", lambda: hf_pipeline_system(args.model, batch_size, device, "simple")),
     ]
     if args.peers:
-        for name, make_peer in PEERS.items():
-            builders.append((name, lambda name=name, make_peer=make_peer: spacy_system(name, *make_peer(args.model, batch_size), batch_size)))
+        builders += [(name, partial(peer_system, name, make_peer, args.model, batch_size)) for name, make_peer in PEERS.items()]
     systems = []
     for name, build in builders:
         if args.systems and name not in args.systems:
@@ -311,6 +323,125 @@ def stream_memory(nlp: Language, corpus: Corpus, n_words: int, batch_size: int) 
     }
 
 
+# -- precisions and one-Doc latency (--precisions, --latency) ----------------------------
+
+LATENCY_WORDS = 25
+LATENCY_CALLS = 1000
+LATENCY_WARMUP = 50
+
+
+def precision_systems(args: argparse.Namespace, batch_size: int, device: Device) -> List[System]:
+    """direct_ner[p] for each of --precisions other than --precision, timed in the same
+    interleaved rounds as direct_ner (int8's ONNX Runtime forwards are not counted)."""
+    systems = []
+    for precision in args.precisions:
+        if precision != device.precision:
+            nlp = direct_ner_nlp(args.model, Device(device.gpu_id, precision))
+            systems.append(spacy_system(f"direct_ner[{precision}]", nlp, direct_ner_model(nlp), batch_size))
+    return systems
+
+
+def format_precisions(results: Sequence[Result], precision: str) -> str:
+    """words/s of each direct_ner[p] as a multiple of direct_ner's (same run, same rounds)."""
+    named = by_name(results)
+    base = named.get("direct_ner")
+    parts = [f"{name[len('direct_ner['):-1]} {ratio(r, base)}x" for name, r in named.items() if name.startswith("direct_ner[")]
+    return f"direct_ner words/s relative to {precision}: " + ", ".join(parts) if base and parts else ""
+
+
+def latency_text(path: Path) -> str:
+    """The first sentence of the CoNLL file with LATENCY_WORDS words."""
+    for gold in read_gold(path, granularity="sentence"):
+        if len(gold) == LATENCY_WORDS:
+            return gold.text
+    raise ValueError(f"{path} has no sentence of {LATENCY_WORDS} words")
+
+
+def bare_forward(nlp: Language) -> Callable[[str], Any]:
+    """The floor for one text: direct_ner's own tokenizer and model (int8: its ONNX Runtime
+    session), called directly (private attributes: benchmark use only)."""
+    pipe = nlp.get_pipe("direct_ner")
+    runner, tokenizer = pipe._runner, pipe._tokenizer
+
+    def run(text: str) -> Any:
+        encoded = tokenizer(text, return_tensors="pt")
+        with torch.inference_mode(), runner._autocast():
+            return runner.model(
+                input_ids=encoded["input_ids"].to(runner.device), attention_mask=encoded["attention_mask"].to(runner.device)
+            ).logits.cpu()
+
+    return run
+
+
+def latency_ms(calls: Dict[str, Callable[[], Any]], device: Device) -> Dict[str, List[float]]:
+    """Per-call milliseconds of each callable: LATENCY_WARMUP calls untimed, then
+    LATENCY_CALLS rounds that call each once, interleaved, so load spikes hit all alike."""
+    for call in calls.values():
+        for _ in range(LATENCY_WARMUP):
+            call()
+    times: Dict[str, List[float]] = {name: [] for name in calls}
+    for _ in range(LATENCY_CALLS):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            device.sync()
+            times[name].append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def first_call_ms(path: Path, text: str, eager: bool) -> Tuple[float, float, float]:
+    """(spacy.load, eager model load or 0, first nlp(text)) milliseconds for a saved pipeline."""
+    start = time.perf_counter()
+    nlp = spacy.load(path)
+    loaded = time.perf_counter()
+    if eager:
+        nlp.get_pipe("direct_ner").initialize()
+    ready = time.perf_counter()
+    nlp(text)
+    return 1000 * (loaded - start), 1000 * (ready - loaded), 1000 * (time.perf_counter() - ready)
+
+
+def format_latency(precision: str, times: Dict[str, List[float]]) -> List[str]:
+    """p50 and p99 of the bare call and of nlp(text), and whether direct_ner's p50 overhead
+    is within the budget of max(10%, 1 ms)."""
+    (bare_name, bare), (direct_name, direct) = times.items()
+    p50, p99 = (float(np.percentile(bare, q)) for q in (50, 99))
+    d50, d99 = (float(np.percentile(direct, q)) for q in (50, 99))
+    budget = max(0.1 * p50, 1.0)
+    verdict = "within" if d50 - p50 <= budget else "OVER"
+    return [
+        f"{precision:<6} {bare_name:<26} p50 {p50:7.2f}  p99 {p99:7.2f}",
+        f"{precision:<6} {direct_name:<26} p50 {d50:7.2f}  p99 {d99:7.2f}  overhead p50 {d50 - p50:+.2f} ms "
+        f"({100 * (d50 - p50) / p50:+.1f}%), {verdict} the budget max(10%, 1 ms) = {budget:.2f} ms",
+    ]
+
+
+def measure_latency(args: argparse.Namespace, device: Device) -> str:
+    """One-Doc latency of nlp(text) next to the bare tokenizer + forward call, per precision,
+    and the first call after spacy.load, lazy and eager."""
+    text = latency_text(args.conll_file)
+    lines = [
+        f"\n== latency: one {LATENCY_WORDS}-word sentence, {LATENCY_CALLS} interleaved calls after "
+        f"{LATENCY_WARMUP} warm-up calls (ms) ==",
+        f"text: {text}",
+    ]
+    for precision in args.precisions or [device.precision]:
+        nlp = direct_ner_nlp(args.model, Device(device.gpu_id, precision))
+        bare = bare_forward(nlp)
+        times = latency_ms({"tokenizer + forward": lambda: bare(text), "nlp(text) with direct_ner": lambda: nlp(text)}, device)
+        lines += format_latency(precision, times)
+        with tempfile.TemporaryDirectory() as tmp:
+            nlp.to_disk(tmp)
+            for eager in (False, True):
+                load, init, first = first_call_ms(Path(tmp), text, eager)
+                how = "then .get_pipe('direct_ner').initialize()" if eager else "lazy"
+                lines.append(
+                    f"{precision:<6} spacy.load {load:.0f} ms, {how}{f' {init:.0f} ms' if eager else ''}, "
+                    f"first nlp(text) {first:.0f} ms"
+                )
+    return "\n".join(lines)
+
+
 # -- reporting --------------------------------------------------------------------------
 
 
@@ -398,7 +529,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--peers", action="store_true", help="Also time spacy-huggingface-pipelines and spacy-wrap")
     parser.add_argument("--systems", default="", help="Comma-separated subset of system names to run (default: all)")
     parser.add_argument("--output", type=Path, help="JSON file for the numbers (what the tables show)")
+    parser.add_argument(
+        "--precisions", default="", help="Also time direct_ner[p] for these precisions (e.g. fp32,int8) in the same rounds"
+    )
+    parser.add_argument(
+        "--latency", action="store_true", help="Only measure one-Doc latency (per --precisions) and the first call after spacy.load"
+    )
     args = parser.parse_args(argv)
+    args.precisions = [p for p in args.precisions.split(",") if p]
     args.systems = [s for s in args.systems.split(",") if s]
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     return args
@@ -465,16 +603,22 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     setup = describe(args, threads, device)
     print(setup, flush=True)
     print(load_average())
+    if args.latency:
+        print(measure_latency(args, device))
+        print(load_average())
+        return
     corpora = [
         Corpus(g, read_gold(args.conll_file, granularity=g, max_docs=args.max_docs), args.gold_sents)
         for g in granularities(args.granularity)
     ]
     rows = []
     for batch_size in args.batch_sizes:
-        systems = build_systems(args, batch_size, device)
+        systems = build_systems(args, batch_size, device) + precision_systems(args, batch_size, device)
         for corpus in corpora:
             results = measure(systems, corpus, device, args.repeats, warmup_docs=max(2 * batch_size, 32))
             print(format_block(results, corpus, batch_size), flush=True)
+            if args.precisions:
+                print(format_precisions(results, device.precision), flush=True)
             rows.append((corpus, batch_size, results))
         del systems
         gc.collect()

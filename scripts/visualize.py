@@ -11,7 +11,7 @@ Writes into OUTPUT_DIR:
 - per_type.png: per-type P/R/F1 and error kinds.
 
 Error kinds: `boundary` (right type, overlapping but other tokens), `type` (same tokens,
-other type), `boundary+type`, `missed` (no prediction overlaps the gold entity) and
+other type), `boundary+type`, `missed` (no prediction matched to the gold entity) and
 `spurious` (the prediction overlaps no gold entity).
 """
 import argparse
@@ -38,7 +38,10 @@ ERROR_KINDS = ("boundary", "type", "boundary+type", MISSED, SPURIOUS)
 # grey for others); errors get saturated red and blue, which none of them uses.
 FALSE_POSITIVE_COLOR, FALSE_NEGATIVE_COLOR = "#ff1f1f", "#3d7bff"
 # The pictures' error kinds: missed and spurious in the page's false negative / positive colours.
-KIND_COLORS = {"boundary": "#f4a261", "type": "#9b5de5", "boundary+type": "#2a9d8f", MISSED: FALSE_NEGATIVE_COLOR, SPURIOUS: FALSE_POSITIVE_COLOR}
+KIND_COLORS = {
+    "boundary": "#f4a261", "type": "#9b5de5", "boundary+type": "#2a9d8f",
+    MISSED: FALSE_NEGATIVE_COLOR, SPURIOUS: FALSE_POSITIVE_COLOR,
+}  # fmt: skip
 EntityKey = Tuple[int, int]  # (doc index, entity index)
 
 

@@ -145,4 +145,48 @@ class Errors(metaclass=ErrorsWithCodes):
         "which direct_ner's to_bytes never writes (only relative paths under "
         "'model/', with no '..'). It was not written by direct_ner, or was tampered "
         "with; re-create it with nlp.to_bytes()."
+    E035 = (
+        "[direct_ner] precision \"int8\" runs on CPU only, but the model would run "
+        "on '{device}'. On a GPU use config={{\"precision\": \"fp16\"}} or "
+        "\"bf16\"; for int8 run on CPU: config={{\"device\": \"cpu\", "
+        "\"precision\": \"int8\"}}."
+    )
+    E036 = (
+        "[direct_ner] precision \"int8\" needs ONNX Runtime and onnx, but "
+        "'{missing}' is not installed. Install the extra: pip install "
+        "\"spacy-direct-use[int8]\", or use config={{\"precision\": \"fp32\"}}."
+    )
+    E037 = (
+        "[direct_ner] precision \"int8\" could not export '{name}' to ONNX for "
+        "quantization ({reason}). Use config={{\"precision\": \"fp32\"}} (or "
+        "\"bf16\") for this model."
+    )
+    E040 = (
+        "[direct_ner] A batch has no text column '{key}'; its columns are "
+        "{columns}. Name the column that holds the text: "
+        "DirectNERPredictor(text_key=...) or --text-key."
+    )
+    E041 = (
+        "[direct_ner] Row {row} of a batch of {n_rows} ({others}) has no text to "
+        "annotate: its '{key}' is {value} (a {type}), not a string. Fix that row "
+        "in the input, or give such rows an empty entity list and count them: "
+        "DirectNERPredictor(on_bad_text=\"empty\") or --on-bad-text empty."
+    )
+    E042 = (
+        "[direct_ner] Invalid on_bad_text={value!r}. Use one of {options}, e.g. "
+        "DirectNERPredictor(pipeline, on_bad_text=\"raise\")."
+    )
+    E043 = (
+        "[direct_ner] Cannot tell whether '{path}' is JSONL or Parquet {reason}. "
+        "Name the files *.jsonl / *.parquet, or pass --input-format jsonl|parquet."
+    )
+    E044 = (
+        "[direct_ner] {what} asks for {needed:g} {resource}, but this Ray "
+        "cluster has {available:g}. Ask for fewer (--actors, --threads-per-actor, "
+        "--gpus-per-actor), or connect to a bigger cluster with RAY_ADDRESS."
+    )
+    E045 = (
+        "[direct_ner] The output directory '{path}' already exists and is not "
+        "empty: new files next to old ones would count rows twice. Choose a new "
+        "directory, or pass --overwrite to replace its contents."
     )

@@ -8,7 +8,10 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+from .int8 import int8_token_classifier
+
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": None}
+"""Autocast dtype per precision; "int8" runs an ONNX Runtime int8 copy instead (int8.py)."""
 DEFAULT_BATCH_TOKENS = {"cpu": 1536, "cuda": 32768}
 """Padded sub-words per forward pass when `forward_batch_tokens` is not set. On CPU,
 throughput peaks at about 800-3,000 (smaller batches pay per-call overhead,
@@ -84,7 +87,7 @@ class TokenClassifierRunner:
         batch_size: int,
         batch_tokens: Optional[int],
     ) -> None:
-        self.model = model
+        self.model = int8_token_classifier(model, device) if precision == "int8" else model
         self.device = device
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(device.type, DEFAULT_BATCH_TOKENS["cuda"])

@@ -400,6 +400,8 @@ def _validate_settings(cfg: dict) -> None:
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             example = DEFAULT_CONFIG[key] or DEFAULT_BATCH_TOKENS["cpu"]
             raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options="a positive integer", example=example))
+    if cfg["precision"] == "int8" and cfg["device"] is not None and not str(cfg["device"]).startswith("cpu"):
+        raise DirectNERError(Errors.E035.format(device=cfg["device"]))  # a GPU from require_gpu: at load
     if not 0 <= cfg["window_overlap"] < cfg["window_size"]:
         raise DirectNERError(Errors.E011.format(overlap=cfg["window_overlap"], size=cfg["window_size"]))
     if not 0.0 <= cfg["threshold"] <= 1.0:

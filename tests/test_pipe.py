@@ -173,7 +173,7 @@ def test_missing_model_shows_add_pipe_line():
     [
         ({"aggregation": "mean"}, "aggregation"),
         ({"window_mode": "pages"}, "window_mode"),
-        ({"precision": "int8"}, "precision"),
+        ({"precision": "int4"}, "precision"),
         ({"window_size": 32, "window_overlap": 32}, "window_overlap"),
         ({"threshold": 2.0}, "threshold"),
         ({"forward_batch_size": 0}, "forward_batch_size"),

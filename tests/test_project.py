@@ -58,9 +58,9 @@ def test_error_analysis_tells_the_error_kinds_apart(scripts, tmp_path: Path) -> 
     visualize = scripts("visualize")
     words = "Angela Merkel met John Smith in New York and Paris with Acme yesterday .".split()
     gold, pred = Doc(Vocab(), words=words), Doc(Vocab(), words=words)
-    gold.ents = [Span(gold, 0, 2, "PER"), Span(gold, 3, 5, "PER"), Span(gold, 6, 8, "LOC"), Span(gold, 9, 10, "LOC"), Span(gold, 11, 12, "ORG")]
+    gold.ents = [Span(gold, s, e, label) for s, e, label in ((0, 2, "PER"), (3, 5, "PER"), (6, 8, "LOC"), (9, 10, "LOC"), (11, 12, "ORG"))]
     # correct, spurious, type (same tokens), boundary (same type), boundary+type; 'Paris' missed
-    pred.ents = [Span(pred, 0, 2, "PER"), Span(pred, 2, 3, "MISC"), Span(pred, 3, 5, "ORG"), Span(pred, 7, 8, "LOC"), Span(pred, 11, 13, "LOC")]
+    pred.ents = [Span(pred, s, e, label) for s, e, label in ((0, 2, "PER"), (2, 3, "MISC"), (3, 5, "ORG"), (7, 8, "LOC"), (11, 13, "LOC"))]
     analysis = visualize.analyse([Example(pred, gold)])
     kinds = {t: {k: n for k, n in c.items() if n} for t, c in analysis.kinds.items()}
     assert kinds == {

@@ -23,8 +23,10 @@ def model_dir(request):
 
 @pytest.fixture(scope="module")
 def nlp(model_dir):
+    """One window per sentence, however long (the reference reads each sentence whole):
+    what is compared is how words are read, not how long sentences are cut."""
     nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config={"model": str(model_dir)})
+    nlp.add_pipe("direct_ner", config={"model": str(model_dir), "window_size": 512})
     return nlp
 
 
