@@ -145,6 +145,7 @@ class Errors(metaclass=ErrorsWithCodes):
         "which direct_ner's to_bytes never writes (only relative paths under "
         "'model/', with no '..'). It was not written by direct_ner, or was tampered "
         "with; re-create it with nlp.to_bytes()."
+    )
     E035 = (
         "[direct_ner] precision \"int8\" runs on CPU only, but the model would run "
         "on '{device}'. On a GPU use config={{\"precision\": \"fp16\"}} or "
