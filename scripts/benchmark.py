@@ -57,6 +57,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
+from spacy_direct_use.inference import special_tokens
+
 from harness import (
     Corpus,
     Device,
@@ -150,8 +152,8 @@ def floor_system(model_path: str, batch_size: int, device: Device) -> System:
     """(a) Fast tokenizer + forward pass + argmax: length-sorted batches, dynamic padding,
     no alignment. Texts longer than the model are cut into non-overlapping windows."""
     tokenizer, model = load_hf(model_path, device)
-    prefix = tokenizer.build_inputs_with_special_tokens([])  # e.g. [CLS, SEP]
-    n_special = len(prefix)
+    prefix, suffix = (ids.tolist() for ids in special_tokens(tokenizer))  # e.g. [CLS], [SEP]
+    n_special = len(prefix) + len(suffix)
     max_content = min(tokenizer.model_max_length, model.config.max_position_embeddings) - n_special
     pad_id = tokenizer.pad_token_id or 0
 
@@ -161,7 +163,7 @@ def floor_system(model_path: str, batch_size: int, device: Device) -> System:
         windows.sort(key=len)
         with torch.inference_mode():
             for start in range(0, len(windows), batch_size):
-                batch = [tokenizer.build_inputs_with_special_tokens(w) for w in windows[start : start + batch_size]]
+                batch = [prefix + w + suffix for w in windows[start : start + batch_size]]
                 input_ids = torch.full((len(batch), len(batch[-1])), pad_id, dtype=torch.long)
                 mask = torch.zeros_like(input_ids)
                 for row, ids in enumerate(batch):
