@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-import numpy as np
 import pytest
 import torch
 from spacy.tokens import Doc

@@ -1,7 +1,5 @@
 """direct_ner with spaCy's own tools and pipelines: nlp.pipe's batch contract, swapping it
 into a trained pipeline (the README's recipes), spacy-transformers pipelines, spacy package."""
-import json
-import stat
 import subprocess
 import sys
 import zipfile
