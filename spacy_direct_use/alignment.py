@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import List, Tuple
 
 import numpy as np
+from spacy.attrs import IS_SPACE, ORTH
 from spacy.tokens import Doc
 
 AGGREGATIONS = ("first", "average", "max")
@@ -21,8 +22,11 @@ AGGREGATIONS = ("first", "average", "max")
 
 def doc_words(doc: Doc) -> Tuple[List[str], np.ndarray]:
     """The Doc's words (its non-whitespace tokens' texts) and their token indices."""
-    words = [(token.text, token.i) for token in doc if not token.is_space]
-    return [text for text, _ in words], np.array([i for _, i in words], dtype=np.int64)
+    # read as arrays: iterating the Doc builds a Token object per token (3% of a batch's time)
+    attrs = doc.to_array([ORTH, IS_SPACE]).reshape(len(doc), 2)
+    word_tokens = np.flatnonzero(attrs[:, 1] == 0)
+    strings = doc.vocab.strings
+    return [strings[orth] for orth in attrs[word_tokens, 0].tolist()], word_tokens
 
 
 @dataclass

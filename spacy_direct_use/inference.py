@@ -2,13 +2,14 @@
 import contextlib
 import json
 import os
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from tokenizers import Tokenizer
 
 from .int8 import int8_token_classifier
+from .packing import PACK_WIDTH, packed_inputs, packed_mask_kind, pack_rows, position_offset, row_starts
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": None}
 """Autocast dtype per precision; "int8" runs an ONNX Runtime int8 copy instead (int8.py)."""
@@ -72,10 +73,11 @@ def encode_batch(encoder: Tokenizer, words: List[List[str]]) -> list:
 class TokenClassifierRunner:
     """Runs a Hugging Face token classifier over many windows at once.
 
-    Windows are sorted by length and grouped into batches of at most
-    `batch_size` windows and `batch_tokens` padded sub-words (default: by
-    device, DEFAULT_BATCH_TOKENS), so padding stays small and short windows
-    share a pass; special tokens are added around each window.
+    Special tokens are added around each window. On CPU in fp32, short windows
+    share rows of PACK_WIDTH sub-words where the model allows it (packing.py);
+    rows are sorted by length and grouped into passes of at most `batch_size`
+    rows and `batch_tokens` padded sub-words (default: by device,
+    DEFAULT_BATCH_TOKENS), so padding stays small.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class TokenClassifierRunner:
         precision: str,
         batch_size: int,
         batch_tokens: Optional[int],
+        pack: bool = True,
     ) -> None:
         self.model = int8_token_classifier(model, device) if precision == "int8" else model
         self.device = device
@@ -96,6 +99,11 @@ class TokenClassifierRunner:
         self.prefix, self.suffix = special_tokens(tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.max_length = model_max_length(model, tokenizer)
+        self.first_position = position_offset(model)
+        self.mask_kind: Optional[str] = None
+        """How packed rows are masked (packing.MASK_KINDS); None: one window per row."""
+        if pack and device.type == "cpu" and precision == "fp32":
+            self.mask_kind = packed_mask_kind(model, self._probe(), self.pad_id)
 
     @property
     def content_length(self) -> int:
@@ -104,31 +112,49 @@ class TokenClassifierRunner:
 
     def predict(self, sequences: Sequence[np.ndarray]) -> List[np.ndarray]:
         """Probabilities (len(seq), n_labels) for each id sequence."""
+        inputs = [np.concatenate((self.prefix, seq, self.suffix)) for seq in sequences]
+        lengths = [len(ids) for ids in inputs]
+        if self.mask_kind:  # no wider than the model's inputs (buffers such as token_type_ids end there)
+            rows = pack_rows(lengths, min(PACK_WIDTH, self.max_length))
+        else:
+            rows = [[i] for i in range(len(inputs))]
+        row_lengths = [sum(lengths[i] for i in row) for row in rows]
+        order = sorted(range(len(rows)), key=row_lengths.__getitem__)
         outputs: List[np.ndarray] = [None] * len(sequences)  # type: ignore[list-item]
-        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-        for batch in length_batches(order, [len(s) for s in sequences], self.batch_size, self.batch_tokens):
-            probs = self._forward([sequences[i] for i in batch])
-            for row, i in enumerate(batch):
-                start = len(self.prefix)
-                outputs[i] = probs[row, start : start + len(sequences[i])]
+        for batch in length_batches(order, row_lengths, self.batch_size, self.batch_tokens):
+            batch_rows = [[inputs[i] for i in rows[r]] for r in batch]
+            probs = self._forward(batch_rows)
+            for row_probs, r, row in zip(probs, batch, batch_rows):
+                for i, (start, _) in zip(rows[r], row_starts(row)):
+                    start += len(self.prefix)
+                    outputs[i] = row_probs[start : start + len(sequences[i])]
         return outputs
 
-    def _forward(self, sequences: List[np.ndarray]) -> np.ndarray:
-        width = max(len(s) for s in sequences) + len(self.prefix) + len(self.suffix)
-        input_ids = np.full((len(sequences), width), self.pad_id, dtype=np.int64)
-        attention_mask = np.zeros((len(sequences), width), dtype=np.int64)
-        for row, seq in enumerate(sequences):
-            ids = np.concatenate((self.prefix, seq, self.suffix))
-            input_ids[row, : len(ids)] = ids
-            attention_mask[row, : len(ids)] = 1
+    def _forward(self, rows: List[List[np.ndarray]]) -> np.ndarray:
+        if all(len(row) == 1 for row in rows):
+            model_inputs = self._padded_inputs([row[0] for row in rows])
+        else:
+            model_inputs = packed_inputs(rows, self.pad_id, self.first_position, self.mask_kind)
         with torch.inference_mode(), self._autocast():
-            logits = self.model(
-                input_ids=self._to_device(input_ids), attention_mask=self._to_device(attention_mask)
-            ).logits
+            logits = self.model(**{key: self._to_device(t) for key, t in model_inputs.items()}).logits
             return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
-    def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(array)
+    def _padded_inputs(self, sequences: List[np.ndarray]) -> Dict[str, torch.Tensor]:
+        """One sequence per row, padded to the longest, with the usual 2D mask."""
+        width = max(len(s) for s in sequences)
+        input_ids = np.full((len(sequences), width), self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(sequences), width), dtype=np.int64)
+        for row, ids in enumerate(sequences):
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
+        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
+
+    def _probe(self) -> List[np.ndarray]:
+        """Two short windows, special tokens included, for checking packing."""
+        words = [["Angela", "Merkel", "visited", "Paris", "."], ["The", "United", "Nations", "met", "."]]
+        return [np.concatenate((self.prefix, e.ids, self.suffix)).astype(np.int64) for e in encode_batch(self.encoder, words)]
+
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor.to(self.device)
@@ -210,10 +236,8 @@ def special_tokens(tokenizer) -> Tuple[np.ndarray, np.ndarray]:
 def model_max_length(model, tokenizer) -> int:
     """The longest input the model accepts, special tokens included."""
     positions = getattr(model.config, "max_position_embeddings", None)
-    if positions and getattr(model.config, "model_type", "") in _PADDING_OFFSET_MODELS:
-        positions -= model.config.pad_token_id + 1  # positions start after the padding index
+    if positions:
+        positions -= position_offset(model)  # RoBERTa's start after the padding index
     limits = [n for n in (positions, tokenizer.model_max_length) if isinstance(n, int) and 0 < n < 1_000_000]
     return min(limits, default=512)
 
-
-_PADDING_OFFSET_MODELS = ("roberta", "xlm-roberta", "camembert", "longformer")

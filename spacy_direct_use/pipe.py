@@ -36,6 +36,7 @@ DEFAULT_CONFIG = {
     "revision": None,
     "forward_batch_size": 128,
     "forward_batch_tokens": None,
+    "pack_windows": True,
     "window_size": 128,
     "window_overlap": 16,
     "window_mode": "sentences",
@@ -67,6 +68,7 @@ def make_direct_ner(
     revision: Optional[str],
     forward_batch_size: int,
     forward_batch_tokens: Optional[int],
+    pack_windows: bool,
     window_size: int,
     window_overlap: int,
     window_mode: str,
@@ -93,6 +95,7 @@ def make_direct_ner(
         revision=revision,
         forward_batch_size=forward_batch_size,
         forward_batch_tokens=forward_batch_tokens,
+        pack_windows=pack_windows,
         window_size=window_size,
         window_overlap=window_overlap,
         window_mode=window_mode,
@@ -200,6 +203,7 @@ class DirectNER(Pipe):
             self.cfg["precision"],
             self.cfg["forward_batch_size"],
             self.cfg["forward_batch_tokens"],
+            self.cfg["pack_windows"],
         )
 
     def _set_scheme(self, scheme: LabelScheme) -> None:

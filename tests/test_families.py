@@ -233,3 +233,39 @@ def test_sentencepiece_reads_the_bare_prefix_piece(tmp_path):
     nlp = make_nlp(path, lang="xx")
     doc = nlp(Doc(nlp.vocab, words=words))
     assert [ent.start for ent in doc.ents] == bare_words
+
+
+# -- packed rows (several short windows share a row on CPU) ----------------------------------
+
+PACKED_FAMILIES = {"bert", "electra", "roberta", "xlm-roberta", "camembert"}
+"""Families that take packed rows with every supported transformers version (the
+others may run unpacked: DistilBERT 4.x has no position_ids argument)."""
+
+
+def test_batches_give_the_fine_tuning_reference(family_dir):
+    """Through nlp.pipe the sentences share forward passes (packed rows where the
+    model allows it) and still read exactly as alone."""
+    nlp = make_nlp(family_dir, lang="xx")
+    sentences = [sentence.split(" ") for sentence in SENTENCES]
+    docs = nlp.pipe([Doc(nlp.vocab, words=words) for words in sentences])
+    assert [entity_tuples(doc) for doc in docs] == [reference_entities(family_dir, words) for words in sentences]
+
+
+def test_packed_rows_give_each_window_its_own_probabilities(family_dir):
+    nlp = make_nlp(family_dir, lang="xx", forward_batch_tokens=400)
+    runner = nlp.get_pipe("direct_ner")._ensure_loaded()
+    model_type = FAMILIES[family_dir.name][0]
+    if model_type in PACKED_FAMILIES:
+        assert runner.mask_kind is not None
+    if runner.mask_kind is None:
+        pytest.skip(f"{model_type} runs unpacked with this transformers version")
+    vocab_size = runner.model.config.vocab_size
+    generator = torch.Generator().manual_seed(0)
+    lengths = [1, 3, 5, 8, 13, 21, 34, 50, 60, 80, 93, 120, 2, 7, 40]  # short ones share rows; 120 gets its own
+    sequences = [torch.randint(5, vocab_size, (n,), generator=generator).numpy() for n in lengths]
+    packed = runner.predict(sequences)
+    runner.mask_kind = None  # every window alone in its row
+    alone = runner.predict(sequences)
+    for p, a in zip(packed, alone):
+        assert p.shape == a.shape
+        assert abs(p - a).max() < 1e-5

@@ -70,7 +70,7 @@ def bio_entities(tags, scheme):
 
 
 def test_matches_models_word_level_predictions(nlp, model_dir, conll_dir):
-    """On gold-word sentence Docs, direct_ner (aggregation=first) must equal the model's own
+    """On gold-word sentence Docs, read in shared packed rows, direct_ner (aggregation=first) must equal the model's own
     first-sub-word predictions wherever those form a valid BIO sequence; where they do not
     (an I- without its B-), Viterbi repairs them, which is the only allowed difference."""
     gold = read_docs(conll_dir / "eng.testb", nlp.vocab, "sentence")[:N_SENTENCES]
@@ -78,6 +78,7 @@ def test_matches_models_word_level_predictions(nlp, model_dir, conll_dir):
     reference, scheme = word_level_reference(model_dir, words)
     docs = [Doc(nlp.vocab, words=w, spaces=[True] * (len(w) - 1) + [False]) for w in words]
     predicted = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(docs)]
+    assert nlp.get_pipe("direct_ner")._runner.mask_kind is not None  # the sentences shared packed rows
     valid = [scheme.is_valid(tags) for tags in reference]
     agree = [p == bio_entities(tags, scheme) for p, tags in zip(predicted, reference)]
     mismatched_valid = [i for i, (v, a) in enumerate(zip(valid, agree)) if v and not a]
