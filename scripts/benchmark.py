@@ -210,8 +210,8 @@ def spacy_system(name: str, nlp: Language, model: torch.nn.Module, batch_size: i
 
 def direct_ner_system(model_path: str, batch_size: int, device: Device, matched: bool) -> System:
     """(b) direct_ner through nlp.pipe(batch_size=batch_size); `matched`: forward batches
-    of exactly batch_size windows, like the floor's."""
-    matched_settings = {"forward_batch_size": batch_size, "forward_batch_tokens": MATCHED_BATCH_TOKENS}
+    of exactly batch_size windows, unpacked, like the floor's."""
+    matched_settings = {"forward_batch_size": batch_size, "forward_batch_tokens": MATCHED_BATCH_TOKENS, "pack_windows": False}
     nlp = direct_ner_nlp(model_path, device, matched_settings if matched else None)
     return spacy_system("direct_ner", nlp, direct_ner_model(nlp), batch_size)
 
