@@ -1,8 +1,9 @@
 """Load and check a Hugging Face token classifier, and pick the device it runs on."""
+import contextlib
 import math
 import os
 from pathlib import Path
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Iterator, Optional, Tuple, Union
 
 import srsly
 import torch
@@ -41,20 +42,35 @@ def load_token_classifier(
     scheme = LabelScheme.from_id2label(config.id2label, name=name)
     tokenizer = _load_tokenizer(name, **kwargs)
     weights_kwargs = dict(kwargs, use_safetensors=True) if local_only else kwargs
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # we report a missing head ourselves
     try:
-        model, info = AutoModelForTokenClassification.from_pretrained(
-            name, config=config, output_loading_info=True, **weights_kwargs
-        )
+        with _quiet_transformers(progress_bar=not local):
+            model, info = AutoModelForTokenClassification.from_pretrained(
+                name, config=config, output_loading_info=True, **weights_kwargs
+            )
     except Exception as err:  # noqa: BLE001 - every failure becomes a DirectNERError
         raise _weights_error(name, err, config.num_labels) from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
     if check_head:
         _check_head_trained(name, model, info)
     model.eval()
     return model, tokenizer, scheme
+
+
+@contextlib.contextmanager
+def _quiet_transformers(progress_bar: bool) -> Iterator[None]:
+    """No transformers warnings while weights load (a missing head is reported by
+    direct_ner itself), and no progress bar for local weights: every spacy.load
+    would draw transformers 5's "Loading weights" bar. Downloads keep theirs."""
+    verbosity = hf_logging.get_verbosity()
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    if not progress_bar and bar:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar and not hf_logging.is_progress_bar_enabled():
+            hf_logging.enable_progress_bar()
 
 
 def read_label_scheme(saved_dir: Path) -> LabelScheme:

@@ -10,22 +10,14 @@ import time
 import pytest
 import spacy
 import srsly
+from transformers.utils import logging as hf_logging
 
+from conftest import ents, make_nlp
 import spacy_direct_use.pipe as pipe_module
 from spacy_direct_use import DirectNERError
 
 TEXT = "Angela Merkel flew to Paris to meet the United Nations."
 EXPECTED = [("Angela Merkel", "PER"), ("Paris", "LOC"), ("United Nations", "ORG")]
-
-
-def ents(doc):
-    return [(e.text, e.label_) for e in doc.ents]
-
-
-def make_nlp(model_dir, **config):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config={"model": str(model_dir), **config})
-    return nlp
 
 
 @pytest.mark.parametrize("name", ["../escaped", "model/../../escaped", "/tmp/escaped-abs", "weights.bin", "model\\..\\x"])
@@ -142,3 +134,12 @@ def test_the_component_pickles_for_spawned_workers(bert_dir):
         copy = pickle.loads(pickle.dumps(nlp.get_pipe("direct_ner")))
         assert ents(copy(nlp.make_doc(TEXT))) == EXPECTED, state
         nlp(TEXT)
+
+
+def test_local_weights_load_without_a_progress_bar(bert_dir, capfd):
+    """transformers 5 draws a "Loading weights" bar on every load; a spaCy pipeline loading
+    its own weights stays quiet, and the user's progress-bar setting is left as it was."""
+    hf_logging.enable_progress_bar()
+    make_nlp(bert_dir).initialize()
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()
