@@ -89,8 +89,9 @@ class TokenClassifierRunner:
         batch_size: int,
         batch_tokens: Optional[int],
         pack: bool = True,
+        saved_int8: Optional[bytes] = None,
     ) -> None:
-        self.model = int8_token_classifier(model, device) if precision == "int8" else model
+        self.model = int8_token_classifier(model, device, saved=saved_int8) if precision == "int8" else model
         self.device = device
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(device.type, DEFAULT_BATCH_TOKENS["cuda"])

@@ -13,7 +13,7 @@ import tempfile
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
-from typing import List
+from typing import List, Optional
 
 import torch
 
@@ -53,10 +53,18 @@ class Int8TokenClassifier:
         return self._session
 
 
-def int8_token_classifier(model: torch.nn.Module, device: torch.device, per_channel: bool = True) -> Int8TokenClassifier:
+SAVED_FILE = "int8.onnx"
+"""The quantized graph, saved next to the weights by to_disk: a saved pipeline loads it
+instead of exporting and quantizing again."""
+
+
+def int8_token_classifier(
+    model: torch.nn.Module, device: torch.device, per_channel: bool = True, saved: Optional[bytes] = None
+) -> Int8TokenClassifier:
     """The int8 ONNX Runtime version of a (CPU, eval-mode) transformers token classifier:
     weights quantized per output channel (per tensor: `per_channel=False`, less accurate).
-    The classification head stays in fp32: it is tiny and maps straight to the labels."""
+    The classification head stays in fp32: it is tiny and maps straight to the labels.
+    `saved`: the graph this function made earlier for the same weights (SAVED_FILE)."""
     if device.type != "cpu":
         raise DirectNERError(Errors.E035.format(device=device))
     try:
@@ -64,6 +72,8 @@ def int8_token_classifier(model: torch.nn.Module, device: torch.device, per_chan
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as err:
         raise DirectNERError(Errors.E036.format(missing=(err.name or "onnxruntime").split(".")[0])) from None
+    if saved is not None:
+        return Int8TokenClassifier(saved)
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         _export(model, fp32_path)

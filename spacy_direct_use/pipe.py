@@ -21,6 +21,8 @@ from .alignment import AGGREGATIONS, TokenAlignment, aggregate, doc_words
 from .decoding import extract_entities, viterbi
 from .errors import ADD_PIPE_EXAMPLE, DirectNERError, Errors
 from .inference import DEFAULT_BATCH_TOKENS, PRECISIONS, TokenClassifierRunner, encode_batch, fork_safe_torch
+from .int8 import SAVED_FILE as SAVED_INT8_FILE
+from .int8 import Int8TokenClassifier
 from .labels import LabelScheme, map_types
 from .loading import check_model_path, load_token_classifier, read_label_scheme, resolve_device
 from .windows import WINDOW_MODES, guess_sentence_starts, sentence_windows, strided_windows
@@ -204,7 +206,15 @@ class DirectNER(Pipe):
             self.cfg["forward_batch_size"],
             self.cfg["forward_batch_tokens"],
             self.cfg["pack_windows"],
+            self._saved_int8(),
         )
+
+    def _saved_int8(self) -> Optional[bytes]:
+        """The int8 graph a saved pipeline holds, when it runs in int8."""
+        saved = Path(self._source) / SAVED_INT8_FILE
+        if self.cfg["precision"] == "int8" and self._local_only and saved.is_file():
+            return saved.read_bytes()
+        return None
 
     def _set_scheme(self, scheme: LabelScheme) -> None:
         mapped = map_types(scheme.entity_types, self.cfg["label_map"])
@@ -336,6 +346,8 @@ class DirectNER(Pipe):
     def _save_model(self, path: Path) -> None:
         self._model.save_pretrained(path, safe_serialization=True)
         self._tokenizer.save_pretrained(path)
+        if isinstance(self._runner.model, Int8TokenClassifier):
+            (path / SAVED_INT8_FILE).write_bytes(self._runner.model.onnx_model)
         for saved in path.iterdir():  # readable by others, as spaCy's own files are (safetensors writes 0600)
             saved.chmod(saved.stat().st_mode | 0o444)
 

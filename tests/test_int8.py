@@ -90,6 +90,26 @@ def test_int8_pipeline_saves_and_loads(layered, tmp_path):
     assert quantized_ops(loaded)[0] == ENCODER_LINEAR_LAYERS
 
 
+def test_a_saved_int8_pipeline_loads_its_graph_without_quantizing_again(layered, tmp_path, monkeypatch):
+    layered_dir, _ = layered
+    nlp = make_nlp(layered_dir, precision="int8")
+    expected = ents_and_scores(nlp(TEXT))
+    nlp.to_disk(tmp_path / "int8")
+    make_nlp(layered_dir).to_disk(tmp_path / "fp32")
+    assert (tmp_path / "int8" / "direct_ner" / "model" / "int8.onnx").is_file()
+    assert not (tmp_path / "fp32" / "direct_ner" / "model" / "int8.onnx").exists()
+
+    def no_export(*args):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr("spacy_direct_use.int8._export", no_export)
+    loaded = spacy.load(tmp_path / "int8")
+    assert ents_and_scores(loaded(TEXT)) == expected
+    from_bytes = spacy.load(tmp_path / "int8")
+    from_bytes.get_pipe("direct_ner").from_bytes(nlp.get_pipe("direct_ner").to_bytes())
+    assert ents_and_scores(from_bytes(TEXT)) == expected
+
+
 def test_int8_session_is_rebuilt_in_another_process(layered, monkeypatch):
     layered_dir, _ = layered
     nlp = make_nlp(layered_dir, precision="int8")
