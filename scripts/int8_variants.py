@@ -104,7 +104,8 @@ def variants(n_layers: int) -> Dict[str, Optional[Callable[[torch.nn.Module], to
 
 def build(model_path: str, quantize) -> spacy.language.Language:
     nlp = spacy.blank("en")
-    pipe = nlp.add_pipe("direct_ner", config={"model": model_path})
+    # unpacked: the ONNX Runtime variants take a 2D mask only, and every variant runs the same passes
+    pipe = nlp.add_pipe("direct_ner", config={"model": model_path, "pack_windows": False})
     nlp.initialize()
     if quantize is not None:
         model = quantize(copy.deepcopy(pipe._model))  # private attributes: benchmark use only
