@@ -20,15 +20,17 @@ exactly B windows: what direct_ner costs on top of the very same forward passes.
       [--precision fp32|bf16|fp16] [--max-docs N] [--stream-words 1000000] \
       [--repeats 2] [--peers] [--systems floor,direct_ner] [--gold-sents] \
       [--threads 0] [--floor-batch-size 32] [--matched-batches] [--output metrics/benchmark.json]
-      [--precisions fp32,int8] [--latency]
+      [--precisions fp32,int8] [--latency] [--pack-widths 64,128,256]
 
 With --precision bf16/fp16 every system runs inside torch.autocast with float32 weights,
 as direct_ner's `precision` setting does, so all compute the same way.
 
 --precisions fp32,int8 adds direct_ner[int8] to the same interleaved rounds as
-direct_ner (in --precision). --latency times one-Doc calls instead: nlp(text) on a
-25-word sentence against the bare tokenizer + forward call, p50/p99 over 1,000
-calls, and the first call after spacy.load, lazy and after an eager initialize().
+direct_ner (in --precision); --pack-widths adds direct_ner with other packed-row
+widths. --latency times one-Doc calls instead: nlp(text) on a 25-word sentence
+against the bare tokenizer + forward call, p50/p99 over 1,000 calls, the first
+load from the checkpoint, and the first call after spacy.load, lazy and after an
+eager initialize().
 
 --peers needs spacy-huggingface-pipelines and spacy-wrap installed (keep them in a
 separate venv); peers that cannot be imported are skipped with a note. Shared pieces
@@ -43,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from itertools import cycle
 from pathlib import Path
@@ -343,6 +345,27 @@ def precision_systems(args: argparse.Namespace, batch_size: int, device: Device)
     return systems
 
 
+def pack_width_systems(args: argparse.Namespace, batch_size: int, device: Device) -> List[System]:
+    """direct_ner[pack W] for each of --pack-widths: packed rows of W sub-words instead of
+    PACK_WIDTH (a constant, set for that system's runs only), in the same rounds."""
+    import spacy_direct_use.inference as inference
+
+    systems = []
+    for width in args.pack_widths:
+        nlp = direct_ner_nlp(args.model, device)
+        system = spacy_system(f"direct_ner[pack {width}]", nlp, direct_ner_model(nlp), batch_size)
+
+        def run(docs, run_default=system.run, width=width):
+            default, inference.PACK_WIDTH = inference.PACK_WIDTH, width
+            try:
+                run_default(docs)
+            finally:
+                inference.PACK_WIDTH = default
+
+        systems.append(replace(system, run=run))
+    return systems
+
+
 def format_precisions(results: Sequence[Result], precision: str) -> str:
     """words/s of each direct_ner[p] as a multiple of direct_ner's (same run, same rounds)."""
     named = by_name(results)
@@ -428,7 +451,9 @@ def measure_latency(args: argparse.Namespace, device: Device) -> str:
         f"text: {text}",
     ]
     for precision in args.precisions or [device.precision]:
+        start = time.perf_counter()
         nlp = direct_ner_nlp(args.model, Device(device.gpu_id, precision))
+        lines.append(f"{precision:<6} first load from the checkpoint (add_pipe + initialize): {1000 * (time.perf_counter() - start):.0f} ms")
         bare = bare_forward(nlp)
         times = latency_ms({"tokenizer + forward": lambda: bare(text), "nlp(text) with direct_ner": lambda: nlp(text)}, device)
         lines += format_latency(precision, times)
@@ -535,10 +560,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--precisions", default="", help="Also time direct_ner[p] for these precisions (e.g. fp32,int8) in the same rounds"
     )
     parser.add_argument(
+        "--pack-widths", default="", help="Also time direct_ner with packed rows of these widths (e.g. 64,128,256) in the same rounds"
+    )
+    parser.add_argument(
         "--latency", action="store_true", help="Only measure one-Doc latency (per --precisions) and the first call after spacy.load"
     )
     args = parser.parse_args(argv)
     args.precisions = [p for p in args.precisions.split(",") if p]
+    args.pack_widths = [int(w) for w in args.pack_widths.split(",") if w]
     args.systems = [s for s in args.systems.split(",") if s]
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     return args
@@ -616,6 +645,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     rows = []
     for batch_size in args.batch_sizes:
         systems = build_systems(args, batch_size, device) + precision_systems(args, batch_size, device)
+        systems += pack_width_systems(args, batch_size, device)
         for corpus in corpora:
             results = measure(systems, corpus, device, args.repeats, warmup_docs=max(2 * batch_size, 32))
             print(format_block(results, corpus, batch_size), flush=True)
