@@ -59,6 +59,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
+import spacy_direct_use.inference as inference
 from spacy_direct_use.inference import special_tokens
 
 from harness import (
@@ -348,8 +349,6 @@ def precision_systems(args: argparse.Namespace, batch_size: int, device: Device)
 def pack_width_systems(args: argparse.Namespace, batch_size: int, device: Device) -> List[System]:
     """direct_ner[pack W] for each of --pack-widths: packed rows of W sub-words instead of
     PACK_WIDTH (a constant, set for that system's runs only), in the same rounds."""
-    import spacy_direct_use.inference as inference
-
     systems = []
     for width in args.pack_widths:
         nlp = direct_ner_nlp(args.model, device)

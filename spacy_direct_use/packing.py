@@ -72,13 +72,11 @@ def packed_inputs(rows: List[List[np.ndarray]], pad_id: int, first_position: int
     position_ids = np.full((len(rows), width), first_position, dtype=np.int64)
     segment = np.full((len(rows), width), -1, dtype=np.int64)  # which sequence; -1: padding
     for r, row in enumerate(rows):
-        offset = 0
-        for k, seq in enumerate(row):
+        for k, (offset, seq) in enumerate(row_starts(row)):
             end = offset + len(seq)
             input_ids[r, offset:end] = seq
             position_ids[r, offset:end] = np.arange(first_position, first_position + len(seq))
             segment[r, offset:end] = k
-            offset = end
     # padding attends to itself only, so no attention row is empty (softmax stays finite)
     attend = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)
     attend |= np.eye(width, dtype=bool)

@@ -12,6 +12,7 @@ from spacy_direct_use.inference import TokenClassifierRunner
 from spacy_direct_use.int8 import Int8TokenClassifier
 
 from conftest import make_lookup_model
+from conftest import make_nlp as blank_nlp
 
 TEXT = "Angela Merkel flew to Paris to meet the United Nations."
 EXPECTED = {
@@ -44,8 +45,8 @@ def layered(request, tmp_path_factory):
 
 
 def make_nlp(model_dir, **config):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config={"model": str(model_dir), **config})
+    """conftest's pipeline, model loaded."""
+    nlp = blank_nlp(model_dir, **config)
     nlp.initialize()
     return nlp
 
@@ -139,7 +140,6 @@ def test_int8_on_a_gpu_device_is_refused_at_load(bert_dir):
 def test_int8_without_onnxruntime_says_what_to_install(bert_dir, monkeypatch):
     for module in ("onnxruntime", "onnxruntime.quantization"):
         monkeypatch.setitem(sys.modules, module, None)  # makes `import onnxruntime...` fail
-    nlp = spacy.blank("en")
-    nlp.add_pipe("direct_ner", config={"model": str(bert_dir), "precision": "int8"})
+    nlp = blank_nlp(bert_dir, precision="int8")
     with pytest.raises(DirectNERError, match=r"'onnxruntime' is not installed.*spacy-direct-use\[int8\]"):
         nlp.initialize()
