@@ -458,6 +458,8 @@ def measure_latency(args: argparse.Namespace, device: Device) -> str:
         lines += format_latency(precision, times)
         with tempfile.TemporaryDirectory() as tmp:
             nlp.to_disk(tmp)
+            saved = sorted(Path(tmp, "direct_ner", "model").glob("*.[os]*"))  # model.safetensors, int8.onnx
+            lines.append(f"{precision:<6} saved: " + ", ".join(f"{p.name} {p.stat().st_size / 2**20:.0f} MiB" for p in saved))
             for eager in (False, True):
                 load, init, first = first_call_ms(Path(tmp), text, eager)
                 how = "then .get_pipe('direct_ner').initialize()" if eager else "lazy"
