@@ -61,7 +61,7 @@ class Errors(metaclass=ErrorsWithCodes):
         "[direct_ner] The labels of '{name}' fit no tagging scheme: {detail}. "
         "direct_ner supports BIO (IOB2), BIOES/BILOU and plain IO labels with "
         "an 'O' label, e.g. O, B-PER, I-PER. Fix id2label in the model's "
-        "config.json."
+        "config.json, or give the labels in id order: config={{\"id2label\": [...]}}."
     )
     E008 = (
         "[direct_ner] Invalid setting {key}={value!r}. Use one of {options}, e.g. "
@@ -99,7 +99,10 @@ class Errors(metaclass=ErrorsWithCodes):
         "[direct_ner] Could not load the tokenizer of '{name}': {reason}. "
         "direct_ner needs the model's own fast tokenizer saved next to it "
         "(tokenizer.json, or the files it is built from such as vocab.txt): "
-        "AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir)."
+        "AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir), "
+        "or, for a checkpoint that ships none or whose card names another, take it "
+        "from there: config={{\"tokenizer\": \"bert-base-cased\"}} (hub name or "
+        "local directory)."
     )
     E015 = (
         "[direct_ner] The labels of '{name}' do not match its classification "
@@ -125,14 +128,26 @@ class Errors(metaclass=ErrorsWithCodes):
     E019 = (
         "[direct_ner] '{name}' names its labels only {labels}: the placeholder "
         "names transformers gives a head that was never fine-tuned, or whose "
-        "label names were not saved. Set id2label in its config.json to the "
-        "tags it was trained with (e.g. O, B-PER, I-PER)."
+        "label names were not saved. Give the {n} tags it was trained with, in "
+        "id order (the model card lists them), e.g. config={{\"id2label\": "
+        "[\"O\", \"B-PER\", \"I-PER\", \"B-ORG\", \"I-ORG\", ...]}}, or set "
+        "id2label in its config.json."
     )
     E020 = (
         "[direct_ner] '{name}' has a model type that transformers {version} does "
         "not know ({reason}). Your transformers is out of date for this "
         "checkpoint: upgrade it (pip install -U transformers), or check "
         "model_type in its config.json."
+    )
+    E027 = (
+        "[direct_ner] The labels of '{name}' cannot be read in the tag scheme asked "
+        "for: {detail}. Leave tag_scheme at \"auto\" or set the scheme the "
+        "checkpoint was trained with, e.g. config={{\"tag_scheme\": \"{scheme}\"}}."
+    )
+    E028 = (
+        "[direct_ner] id2label has {given} labels, but the classification head of "
+        "'{name}' has {outputs} outputs. Give exactly one tag per output, in id "
+        "order: config={{\"id2label\": [\"O\", \"B-PER\", ...]}}."
     )
     E025 = (
         "[direct_ner] overwrite_ents=true and ents_filter={ents_filter} both say how "
@@ -142,8 +157,8 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     E026 = (
         "[direct_ner] The serialized direct_ner data holds a file named {name!r}, "
-        "which direct_ner's to_bytes never writes (only relative paths under "
-        "'model/', with no '..'). It was not written by direct_ner, or was tampered "
+        "which direct_ner's to_bytes never writes (only 'cfg' and relative paths "
+        "under 'model/', with no '..'). It was not written by direct_ner, or was tampered "
         "with; re-create it with nlp.to_bytes()."
     )
     E035 = (

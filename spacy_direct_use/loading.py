@@ -3,7 +3,8 @@ import contextlib
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 import srsly
 import torch
@@ -13,9 +14,20 @@ from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokeni
 from transformers.utils import logging as hf_logging
 
 from .errors import DirectNERError, Errors
-from .labels import LabelScheme
+from .labels import check_labels
 
 NO_TOKENIZER_FILES = "no tokenizer files (tokenizer.json, vocab.txt, ...) that transformers can read"
+
+
+@dataclass
+class LoadedModel:
+    """A checked checkpoint: its model (fp32), tokenizer, tags in id order, and the dtype
+    its weights were stored in (saved pipelines keep it)."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    labels: List[str]
+    stored_dtype: torch.dtype
 
 
 def load_token_classifier(
@@ -24,13 +36,20 @@ def load_token_classifier(
     trust_remote_code: bool = False,
     local_only: bool = False,
     check_head: bool = True,
-) -> Tuple[torch.nn.Module, Any, LabelScheme]:
-    """Load (model, tokenizer, label scheme) and refuse checkpoints that would give random
-    or no entities. The labels are checked from the config, before any weights load.
+    tokenizer: Optional[str] = None,
+    id2label: Optional[Sequence[str]] = None,
+    tag_scheme: str = "auto",
+) -> LoadedModel:
+    """Load a token classifier and refuse checkpoints that would give random or no
+    entities. The labels are checked from the config, before any weights load.
 
-    local_only: a directory written by direct_ner's to_disk; only safetensors
-    weights are accepted from it. Every failure is a DirectNERError that names
-    the problem and the fix, never an exception from inside transformers.
+    tokenizer: where to take the tokenizer from, if not from `name`. id2label: the
+    tags in id order, replacing the config's. local_only: a directory written by
+    direct_ner's to_disk; only safetensors weights are accepted from it. Weights
+    stored in fp16/bf16 are cast to fp32 (what transformers 4 does, and 5 does not,
+    as it loads with dtype="auto"), so a model runs alike on both and `precision`
+    alone decides autocast. Every failure is a DirectNERError that names the problem
+    and the fix, never an exception from inside transformers.
     """
     name = str(name)
     check_model_path(name)
@@ -38,12 +57,19 @@ def load_token_classifier(
     kwargs = dict(revision=revision, trust_remote_code=trust_remote_code, local_files_only=local_only)
     config = _from_pretrained(AutoConfig, name, local=local, **kwargs)
     _check_token_classifier(name, config)
+    if id2label is not None:
+        _set_labels(name, config, id2label)
     _check_label_ids(name, config)
-    scheme = LabelScheme.from_id2label(config.id2label, name=name)
-    tokenizer = _load_tokenizer(name, **kwargs)
+    labels = [config.id2label[i] for i in range(len(config.id2label))]
+    check_labels(labels, name, tag_scheme)
+    if tokenizer:
+        check_path_exists(tokenizer)
+        loaded_tokenizer = _load_tokenizer(tokenizer, trust_remote_code=trust_remote_code, local_files_only=local_only)
+    else:
+        loaded_tokenizer = _load_tokenizer(name, **kwargs)
     weights_kwargs = dict(kwargs, use_safetensors=True) if local_only else kwargs
     try:
-        with _quiet_transformers(progress_bar=not local):
+        with quiet_transformers(progress_bar=not local):
             model, info = AutoModelForTokenClassification.from_pretrained(
                 name, config=config, output_loading_info=True, **weights_kwargs
             )
@@ -51,15 +77,25 @@ def load_token_classifier(
         raise _weights_error(name, err, config.num_labels) from None
     if check_head:
         _check_head_trained(name, model, info)
-    model.eval()
-    return model, tokenizer, scheme
+    stored_dtype = next(model.parameters()).dtype
+    model.float().eval()
+    return LoadedModel(model, loaded_tokenizer, labels, stored_dtype)
+
+
+def _set_labels(name: str, config, id2label: Sequence[str]) -> None:
+    """Replace the config's labels by the `id2label` setting (e.g. over LABEL_0 ...)."""
+    if len(id2label) != config.num_labels:
+        raise DirectNERError(Errors.E028.format(name=name, given=len(id2label), outputs=config.num_labels))
+    config.id2label = dict(enumerate(id2label))
+    config.label2id = {label: i for i, label in enumerate(id2label)}
 
 
 @contextlib.contextmanager
-def _quiet_transformers(progress_bar: bool) -> Iterator[None]:
+def quiet_transformers(progress_bar: bool) -> Iterator[None]:
     """No transformers warnings while weights load (a missing head is reported by
     direct_ner itself), and no progress bar for local weights: every spacy.load
-    would draw transformers 5's "Loading weights" bar. Downloads keep theirs."""
+    would draw transformers 5's "Loading weights" bar (and every to_disk its
+    "Writing model shards" bar). Downloads keep theirs."""
     verbosity = hf_logging.get_verbosity()
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
@@ -73,10 +109,11 @@ def _quiet_transformers(progress_bar: bool) -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def read_label_scheme(saved_dir: Path) -> LabelScheme:
-    """The label scheme of a model that direct_ner saved, from its config.json alone."""
-    id2label = srsly.read_json(Path(saved_dir) / "config.json")["id2label"]
-    return LabelScheme.from_id2label({int(i): label for i, label in id2label.items()}, name=str(saved_dir))
+def read_labels(model_dir: Union[str, Path]) -> List[str]:
+    """The tags of a local checkpoint (or of a model direct_ner saved) in id order, from
+    its config.json alone."""
+    id2label = srsly.read_json(Path(model_dir) / "config.json")["id2label"]
+    return [id2label[key] for key in sorted(id2label, key=int)]
 
 
 def resolve_device(device: Optional[str]) -> torch.device:
@@ -111,11 +148,16 @@ def _looks_local(name: str) -> bool:
     return name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1) or Path(name).exists()
 
 
+def check_path_exists(name: str) -> None:
+    """Refuse a local path (e.g. of the `tokenizer` setting) that does not exist."""
+    if _looks_local(name) and not Path(name).expanduser().exists():
+        raise DirectNERError(Errors.E002.format(path=name))
+
+
 def check_model_path(name: str) -> None:
     """Refuse a local path that does not exist or holds no saved Hugging Face model."""
+    check_path_exists(name)
     path = Path(name).expanduser()
-    if _looks_local(name) and not path.exists():
-        raise DirectNERError(Errors.E002.format(path=name))
     if not path.exists():
         return
     if path.is_file():

@@ -1,4 +1,5 @@
 """The direct_ner pipeline component: a pretrained token classifier writing doc.ents."""
+import logging
 import sys
 import threading
 import time
@@ -23,9 +24,27 @@ from .errors import ADD_PIPE_EXAMPLE, DirectNERError, Errors
 from .inference import DEFAULT_BATCH_TOKENS, PRECISIONS, TokenClassifierRunner, encode_batch, fork_safe_torch
 from .int8 import SAVED_FILE as SAVED_INT8_FILE
 from .int8 import Int8TokenClassifier
-from .labels import LabelScheme, map_types
-from .loading import check_model_path, load_token_classifier, read_label_scheme, resolve_device
+from .labels import (
+    PROBE_SENTENCES,
+    TAG_SCHEMES,
+    LabelScheme,
+    map_types,
+    normalize_tag_scheme,
+    parse_label,
+    scheme_from_labels,
+    scheme_from_predictions,
+)
+from .loading import (
+    LoadedModel,
+    check_model_path,
+    load_token_classifier,
+    quiet_transformers,
+    read_labels,
+    resolve_device,
+)
 from .windows import WINDOW_MODES, guess_sentence_starts, sentence_windows, strided_windows
+
+logger = logging.getLogger("spacy_direct_use")
 
 _LOAD_LOCK = threading.Lock()
 """Held while a model loads: one lock for all instances, as spaCy pickles a Pipe's
@@ -36,6 +55,9 @@ EntsFilter = Callable[[Iterable[Span], Iterable[Span]], List[Span]]
 DEFAULT_CONFIG = {
     "model": None,
     "revision": None,
+    "tokenizer": None,
+    "id2label": None,
+    "tag_scheme": "auto",
     "forward_batch_size": 128,
     "forward_batch_tokens": None,
     "pack_windows": True,
@@ -68,6 +90,9 @@ def make_direct_ner(
     name: str,
     model: Optional[str],
     revision: Optional[str],
+    tokenizer: Optional[str],
+    id2label: Optional[List[str]],
+    tag_scheme: str,
     forward_batch_size: int,
     forward_batch_tokens: Optional[int],
     pack_windows: bool,
@@ -95,6 +120,9 @@ def make_direct_ner(
         name=name,
         model=model,
         revision=revision,
+        tokenizer=tokenizer,
+        id2label=id2label,
+        tag_scheme=tag_scheme,
         forward_batch_size=forward_batch_size,
         forward_batch_tokens=forward_batch_tokens,
         pack_windows=pack_windows,
@@ -167,11 +195,11 @@ class DirectNER(Pipe):
         self._model = None
         self._tokenizer = None
         self._runner: Optional[TokenClassifierRunner] = None
+        self._stored_dtype = None
         self._scheme: Optional[LabelScheme] = None
         self._type_labels: List[Optional[str]] = []  # spaCy label per entity type id, after label_map
-        local_scheme = _local_label_scheme(self.cfg["model"])
-        if local_scheme is not None:
-            self._set_scheme(local_scheme)
+        self._decided_scheme: Optional[Dict[str, str]] = None  # tag_scheme "auto"'s decision, once made or read
+        self._model_labels: Optional[List[str]] = self.cfg["id2label"] or _local_labels(self.cfg["model"])
 
     # -- loading ---------------------------------------------------------------------
 
@@ -188,19 +216,22 @@ class DirectNER(Pipe):
         return self._runner
 
     def _load(self) -> TokenClassifierRunner:
-        model, tokenizer, scheme = load_token_classifier(
+        loaded = load_token_classifier(
             self._source,
             self.cfg["revision"],
             self.cfg["trust_remote_code"],
             local_only=self._local_only,
             check_head=self.cfg["check_head"],
+            tokenizer=None if self._local_only else self.cfg["tokenizer"],  # a saved pipeline holds its own
+            id2label=self.cfg["id2label"],
+            tag_scheme=self.cfg["tag_scheme"],
         )
-        self._set_scheme(scheme)
         device = resolve_device(self.cfg["device"])
-        self._model, self._tokenizer = model.to(device), tokenizer
-        return TokenClassifierRunner(
-            model,
-            tokenizer,
+        self._model, self._tokenizer = loaded.model.to(device), loaded.tokenizer
+        self._stored_dtype, self._model_labels = loaded.stored_dtype, loaded.labels
+        runner = TokenClassifierRunner(
+            loaded.model,
+            loaded.tokenizer,
             device,
             self.cfg["precision"],
             self.cfg["forward_batch_size"],
@@ -208,6 +239,54 @@ class DirectNER(Pipe):
             self.cfg["pack_windows"],
             self._saved_int8(),
         )
+        self._set_scheme(self._read_tag_scheme(loaded, runner))
+        return runner
+
+    def _read_tag_scheme(self, loaded: LoadedModel, runner: TokenClassifierRunner) -> LabelScheme:
+        """The checkpoint's labels in the scheme it was trained with: the tag_scheme
+        setting, else the decision a saved pipeline holds, else what the labels say,
+        else what the model predicts on PROBE_SENTENCES (logged, and saved by to_disk)."""
+        setting = normalize_tag_scheme(self.cfg["tag_scheme"])
+        name = str(self._source)
+        if setting != "auto":
+            return LabelScheme.from_id2label(dict(enumerate(loaded.labels)), name, setting)
+        if self._decided_scheme is None:
+            scheme, why = scheme_from_labels(loaded.labels) or scheme_from_predictions(
+                self._probe_paths(runner), loaded.labels
+            )
+            if scheme is None:  # IOB2: what every fine-tuning script's conversion gives
+                scheme = "iob2"
+                logger.warning(
+                    "direct_ner: '%s' read as iob2 (tag_scheme auto: %s). If it was trained on IOB1 "
+                    "tags (CoNLL-2003's own files), set config={'tag_scheme': 'iob1'}", name, why
+                )
+            else:
+                logger.info("direct_ner: '%s' read as %s (tag_scheme auto: %s)", name, scheme, why)
+            self._decided_scheme = {"tag_scheme": scheme, "why": why}
+        return LabelScheme.from_id2label(dict(enumerate(loaded.labels)), name, self._decided_scheme["tag_scheme"])
+
+    @staticmethod
+    def _probe_paths(runner: TokenClassifierRunner) -> List[np.ndarray]:
+        """The model's argmax tag for the first piece of each word of PROBE_SENTENCES."""
+        encodings = encode_batch(runner.encoder, PROBE_SENTENCES)
+        with fork_safe_torch():
+            probs = runner.predict([np.asarray(e.ids, dtype=np.int64) for e in encodings])
+        paths = []
+        for encoding, sentence, piece_probs in zip(encodings, PROBE_SENTENCES, probs):
+            word_ids = np.asarray(encoding.word_ids, dtype=np.int64)
+            alignment = TokenAlignment.from_word_ids(word_ids, np.arange(len(sentence)))
+            paths.append(piece_probs[alignment.group_starts].argmax(axis=1))
+        return paths
+
+    @property
+    def tag_scheme(self) -> Optional[str]:
+        """The scheme the model's tags are read in ("iob2", "iob1", "bioes", "io"): the
+        tag_scheme setting, or what "auto" decided (known once the model has loaded or
+        a saved pipeline was read); None while "auto" is undecided."""
+        setting = normalize_tag_scheme(self.cfg["tag_scheme"])
+        if setting != "auto":
+            return setting
+        return self._decided_scheme["tag_scheme"] if self._decided_scheme else None
 
     def _saved_int8(self) -> Optional[bytes]:
         """The int8 graph a saved pipeline holds, when it runs in int8."""
@@ -224,11 +303,11 @@ class DirectNER(Pipe):
     @property
     def labels(self) -> Tuple[str, ...]:
         """The entity labels direct_ner writes, after `label_map`: known once the model
-        has loaded (first use or nlp.initialize()) or a saved pipeline was read
-        (spacy.load); reading it never loads weights."""
-        if self._scheme is None:
-            return tuple()
-        return tuple(sorted({label for label in self._type_labels if label}))
+        has loaded (first use or nlp.initialize()), for a local checkpoint or `id2label`,
+        or once a saved pipeline was read (spacy.load); reading it never loads weights."""
+        types = {parse_label(label)[1] for label in self._model_labels or []} - {None}
+        mapped = map_types(sorted(types), self.cfg["label_map"])
+        return tuple(sorted({label for label in mapped.values() if label}))
 
     # -- processing ------------------------------------------------------------------
 
@@ -319,11 +398,11 @@ class DirectNER(Pipe):
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         """Save the Hugging Face config, tokenizer and safetensors weights (settings live in config.cfg)."""
         self._ensure_loaded()
-        util_to_disk(path, {"model": self._save_model}, exclude)
+        util_to_disk(path, {"model": self._save_model, "cfg": self._save_cfg}, exclude)
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "DirectNER":
         """Load what to_disk wrote; the model itself loads lazily, offline, from safetensors."""
-        util_from_disk(path, {"model": self._use_saved_model}, exclude)
+        util_from_disk(path, {"model": self._use_saved_model, "cfg": self._read_cfg}, exclude)
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
@@ -343,8 +422,20 @@ class DirectNER(Pipe):
             self._ensure_loaded()  # the temporary directory is about to vanish
         return self
 
+    def _save_cfg(self, path: Path) -> None:
+        """What the loaded model decided that config.cfg does not hold: the tag scheme."""
+        srsly.write_json(path, {"tag_scheme": self._decided_scheme})
+
+    def _read_cfg(self, path: Path) -> None:
+        if path.exists():  # pipelines saved before the tag scheme was recorded have none
+            self._decided_scheme = srsly.read_json(path).get("tag_scheme")
+
     def _save_model(self, path: Path) -> None:
-        self._model.save_pretrained(path, safe_serialization=True)
+        """The checkpoint as loaded, its weights in the dtype they were stored in (an fp16
+        checkpoint stays half the size), the tokenizer it was read with."""
+        state = {key: _cast_floats(value, self._stored_dtype) for key, value in self._model.state_dict().items()}
+        with quiet_transformers(progress_bar=False):
+            self._model.save_pretrained(path, state_dict=state, safe_serialization=True)
         self._tokenizer.save_pretrained(path)
         if isinstance(self._runner.model, Int8TokenClassifier):
             (path / SAVED_INT8_FILE).write_bytes(self._runner.model.onnx_model)
@@ -356,18 +447,25 @@ class DirectNER(Pipe):
             raise DirectNERError(Errors.E012.format(path=path))
         self._source, self._local_only = path, True
         self._model = self._tokenizer = self._runner = None
-        self._set_scheme(read_label_scheme(path))
+        self._model_labels = read_labels(path)
 
 
-def _local_label_scheme(model: str) -> Optional[LabelScheme]:
-    """A local checkpoint's label scheme from its config.json, so `labels` (and meta.json,
-    which spaCy writes before the components) are known before the weights load. None
-    for a hub name, or a config that loading will refuse with the full error."""
+def _local_labels(model: str) -> Optional[List[str]]:
+    """A local checkpoint's tags from its config.json, so `labels` (and meta.json, which
+    spaCy writes before the components) are known before the weights load. None for a
+    hub name, or a config that loading will refuse with the full error."""
     path = Path(model).expanduser()
     try:
-        return read_label_scheme(path) if (path / "config.json").is_file() else None
-    except (DirectNERError, KeyError, ValueError, TypeError, OSError):
+        return read_labels(path) if (path / "config.json").is_file() else None
+    except (KeyError, ValueError, TypeError, OSError):
         return None
+
+
+def _cast_floats(tensor, dtype):
+    """`tensor` in `dtype` if both are floating point, else as it is."""
+    if dtype is not None and tensor.is_floating_point() and dtype.is_floating_point:
+        return tensor.to(dtype)
+    return tensor
 
 
 def _resolve_ents_filter(ents_filter: EntsFilter, overwrite_ents: bool) -> EntsFilter:
@@ -390,13 +488,18 @@ def _uncovered_tokens(doc: Doc, kept: List[Span]) -> List[Span]:
     return [doc[i : i + 1] for ent in doc.ents for i in range(ent.start, ent.end) if not covered[i]]
 
 
+SAVED_TOP_FILES = ("cfg",)
+"""The files to_disk writes beside the model/ directory."""
+
+
 def _saved_file_parts(name: str) -> Tuple[str, ...]:
     """The parts of a file name from to_bytes; anything else (an absolute path, '..',
     a backslash) could write outside the temporary directory and is refused."""
     path = PurePosixPath(name)
     parts = path.parts
     unsafe = any(p in ("", ".", "..") or "\\" in p or ":" in p for p in parts)
-    if len(parts) < 2 or parts[0] != "model" or path.is_absolute() or unsafe:
+    known = (len(parts) >= 2 and parts[0] == "model") or (len(parts) == 1 and parts[0] in SAVED_TOP_FILES)
+    if not known or path.is_absolute() or unsafe:
         raise DirectNERError(Errors.E026.format(name=name))
     return parts
 
@@ -406,6 +509,7 @@ def _validate_settings(cfg: dict) -> None:
         "aggregation": AGGREGATIONS,
         "precision": tuple(PRECISIONS),
         "window_mode": WINDOW_MODES,
+        "tag_scheme": TAG_SCHEMES,
     }
     for key, options in choices.items():
         if cfg[key] not in options:

@@ -218,7 +218,8 @@ def test_bf16_autocast_on_cpu_gives_same_entities(bert_dir):
 
 def test_follows_thincs_device_by_default(bert_dir, monkeypatch):
     """With no device set, direct_ner runs where thinc's get_torch_default_device says (a GPU
-    after spacy.require_gpu()); made to say 'meta' here, so a CPU-only machine can tell."""
+    after spacy.require_gpu()); made to say 'meta' here, so a CPU-only machine can tell (the
+    tag scheme is set: "auto" would run the model, which 'meta' cannot)."""
     monkeypatch.setattr(spacy_direct_use.loading, "get_torch_default_device", lambda: torch.device("meta"))
-    assert make_nlp(bert_dir).get_pipe("direct_ner")._ensure_loaded().device == torch.device("meta")
+    assert make_nlp(bert_dir, tag_scheme="iob2").get_pipe("direct_ner")._ensure_loaded().device == torch.device("meta")
     assert make_nlp(bert_dir, device="cpu").get_pipe("direct_ner")._ensure_loaded().device == torch.device("cpu")
