@@ -138,7 +138,8 @@ def _set_lookup_weights(model, embeddings, vocab, rules, labels, strength) -> No
             embeddings.word_embeddings.weight[token_id, slot_of.get(token, 0)] = 1.0
         model.classifier.weight.zero_()
         model.classifier.bias.zero_()
-        model.classifier.weight[labels.index("O"), 0] = strength
+        outside = next(i for i, label in enumerate(labels) if label.upper() == "O")
+        model.classifier.weight[outside, 0] = strength
         for token, rule in rules.items():
             label, weight = rule if isinstance(rule, tuple) else (rule, strength)
             model.classifier.weight[labels.index(label), slot_of[token]] = weight
