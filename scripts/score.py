@@ -133,10 +133,15 @@ def main() -> None:
     prf = " / ".join(f"{scores.get(f'ents_{k}') or 0.0:.4f}" for k in "prf")
     print(f"NER P / R / F: {prf}")
     handle_scores_per_type(scores, silent=False)
-    print("Token-level IOB2 report:\n" + format_report(bio_report(examples)))
+    report = bio_report(examples)
+    print("Token-level IOB2 report (O included: its micro average counts every token, so it reads far higher than entity F1):")
+    print(format_report(report))
     if args.output:
+        metrics = evaluate_output(scores)
+        metrics["token_report"] = report
+        metrics["tag_schemes"] = {name: pipe.tag_scheme for name, pipe in nlp.pipeline if hasattr(pipe, "tag_scheme")}
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(evaluate_output(scores), indent=2) + "\n")
+        args.output.write_text(json.dumps(metrics, indent=2) + "\n")
         print(f"Saved metrics to {args.output}")
 
 

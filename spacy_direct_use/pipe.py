@@ -288,6 +288,13 @@ class DirectNER(Pipe):
             return setting
         return self._decided_scheme["tag_scheme"] if self._decided_scheme else None
 
+    @property
+    def tag_scheme_reason(self) -> Optional[str]:
+        """Why "auto" chose `tag_scheme` (what the labels or the probe predictions showed)."""
+        if normalize_tag_scheme(self.cfg["tag_scheme"]) != "auto":
+            return "set in the config"
+        return self._decided_scheme["why"] if self._decided_scheme else None
+
     def _saved_int8(self) -> Optional[bytes]:
         """The int8 graph a saved pipeline holds, when it runs in int8."""
         saved = Path(self._source) / SAVED_INT8_FILE

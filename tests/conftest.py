@@ -172,6 +172,12 @@ def xlmr_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def iob1_model_dir() -> Path:
+    """The real IOB1-trained CoNLL-2003 model in fp16, from SPACY_DIRECT_USE_TEST_IOB1_MODEL."""
+    return _path_from_env("SPACY_DIRECT_USE_TEST_IOB1_MODEL", "an IOB1 token classifier such as ../shared/models/minilm-conll03-iob1")
+
+
+@pytest.fixture(scope="session")
 def conll_dir() -> Path:
     """The CoNLL-2003 English files, from SPACY_DIRECT_USE_CONLL_DIR."""
     return _path_from_env("SPACY_DIRECT_USE_CONLL_DIR", "a directory with eng.testa and eng.testb")

@@ -1,5 +1,6 @@
-"""Integration with real CoNLL-2003 checkpoints: a WordPiece BERT (SPACY_DIRECT_USE_TEST_MODEL)
-and a SentencePiece XLM-R (SPACY_DIRECT_USE_TEST_XLMR_MODEL)."""
+"""Integration with real CoNLL-2003 checkpoints: a WordPiece BERT (SPACY_DIRECT_USE_TEST_MODEL),
+a SentencePiece XLM-R (SPACY_DIRECT_USE_TEST_XLMR_MODEL) and an IOB1-trained fp16 BERT
+(SPACY_DIRECT_USE_TEST_IOB1_MODEL)."""
 import shutil
 
 import numpy as np
@@ -98,3 +99,39 @@ def test_trained_head_with_its_bias_zeroed_loads(real_model_dir, tmp_path):
     nlp = spacy.blank("en")
     nlp.add_pipe("direct_ner", config={"model": str(path)})
     assert [e.label_ for e in nlp("Angela Merkel flew to Paris.").ents] == ["PER", "LOC"]
+
+
+def iob1_entities(tags, labels):
+    """Entities of an IOB1 tag sequence, the conlleval way: I-X after O or another type
+    starts an entity, and so does every B-X."""
+    out = []
+    for i, tag in enumerate(tags):
+        label = labels[tag]
+        if label == "O":
+            continue
+        prefix, etype = label.split("-", 1)
+        if out and out[-1][1] == i and out[-1][2] == etype and prefix == "I":
+            out[-1] = (out[-1][0], i + 1, etype)
+        else:
+            out.append((i, i + 1, etype))
+    return out
+
+
+def test_iob1_checkpoint_is_read_as_iob1(iob1_model_dir, conll_dir):
+    """The IOB1 stand-in (CoNLL-2003's own tags, weights in fp16): "auto" reads it as
+    IOB1, in fp32 on CPU, and its entities are the model's own first-piece predictions
+    read the conlleval way, on every sentence."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_ner", config={"model": str(iob1_model_dir), "window_size": 512})
+    gold = read_docs(conll_dir / "eng.testb", nlp.vocab, "sentence")[:N_SENTENCES]
+    words = [[t.text for t in doc] for doc in gold]
+    reference, scheme = word_level_reference(iob1_model_dir, words)
+    docs = [Doc(nlp.vocab, words=w, spaces=[True] * (len(w) - 1) + [False]) for w in words]
+    predicted = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(docs)]
+    pipe = nlp.get_pipe("direct_ner")
+    assert pipe.tag_scheme == "iob1"
+    assert {p.dtype for p in pipe._model.parameters()} == {torch.float32}
+    expected = [iob1_entities(tags, scheme.labels) for tags in reference]
+    assert sum(len(e) for e in expected) > 500
+    differ = [i for i, (p, e) in enumerate(zip(predicted, expected)) if p != e]
+    assert differ == [], f"sentences {differ[:5]} differ from the model's own IOB1 reading"
