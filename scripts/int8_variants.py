@@ -28,7 +28,7 @@ from spacy.training import Example
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout works uninstalled
 import spacy_direct_use  # noqa: E402,F401  (registers the factory)
 from spacy_direct_use.conll import read_docs  # noqa: E402
-from spacy_direct_use.int8 import Int8TokenClassifier, _export, int8_token_classifier  # noqa: E402
+from spacy_direct_use.int8 import Int8Classifier, _export, int8_classifier  # noqa: E402
 
 
 def _linear_names(model: torch.nn.Module, keep_fp32: Callable[[str], bool]) -> List[str]:
@@ -63,15 +63,15 @@ def torchao(config_name: str, keep_fp32: Callable[[str], bool] = lambda name: Fa
 
 def onnxruntime_int8(per_channel: bool):
     """direct_ner's precision "int8" (ONNX Runtime), per-channel (shipped) or per-tensor weights."""
-    return lambda model: int8_token_classifier(model, torch.device("cpu"), per_channel=per_channel)
+    return lambda model: int8_classifier(model, torch.device("cpu"), per_channel=per_channel)
 
 
-def onnxruntime_fp32(model: torch.nn.Module) -> Int8TokenClassifier:
+def onnxruntime_fp32(model: torch.nn.Module) -> Int8Classifier:
     """The same ONNX export run by ONNX Runtime in fp32: what the runtime alone gains."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fp32.onnx"
-        _export(model, path)
-        return Int8TokenClassifier(path.read_bytes())
+        _export(model, path, per_token=True)
+        return Int8Classifier(path.read_bytes())
 
 
 def _layer(name: str) -> int:

@@ -30,7 +30,7 @@ import spacy
 import torch
 
 from spacy_direct_use.conll import read_docs
-from spacy_direct_use.pipe import DirectNER
+from spacy_direct_use.ner import DirectNER
 
 SUMMARY = re.compile(r"([\d,]+) rows, ([\d,]+) entities, ([\d,]+) words in [\d.]+ s: ([\d,]+) words/s")
 

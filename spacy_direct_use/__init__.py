@@ -1,6 +1,9 @@
-"""spacy-direct-use: a fine-tuned Hugging Face token classifier as a spaCy NER component."""
+"""spacy-direct-use: fine-tuned Hugging Face checkpoints as spaCy components, no training step:
+direct_ner (doc.ents) and direct_textcat (doc.cats)."""
 from .errors import DirectNERError
-from .pipe import DirectNER, make_direct_ner
+from .factories import make_direct_ner, make_direct_textcat
+from .ner import DirectNER
+from .textcat import DirectTextCat
 
 __version__ = "0.1.0"
-__all__ = ["DirectNER", "DirectNERError", "make_direct_ner", "__version__"]
+__all__ = ["DirectNER", "DirectNERError", "DirectTextCat", "make_direct_ner", "make_direct_textcat", "__version__"]

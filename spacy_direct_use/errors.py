@@ -9,7 +9,6 @@ class DirectNERError(ValueError):
     """A misuse of direct_ner: bad config, unusable checkpoint or device."""
 
 
-ADD_PIPE_EXAMPLE = 'nlp.add_pipe("direct_ner", config={"model": "dslim/bert-base-NER"})'
 
 
 class ErrorsWithCodes(type):
@@ -25,8 +24,8 @@ class ErrorsWithCodes(type):
 
 class Errors(metaclass=ErrorsWithCodes):
     E001 = (
-        "[direct_ner] No model given. direct_ner needs a fine-tuned Hugging Face "
-        "token classifier, by hub name or local directory, e.g.\n    {example}"
+        "[direct_ner] No model given. The component needs a fine-tuned Hugging "
+        "Face checkpoint, by hub name or local directory, e.g.\n    {example}"
     )
     E002 = (
         "[direct_ner] The model directory '{path}' does not exist. Check the "
@@ -40,10 +39,9 @@ class Errors(metaclass=ErrorsWithCodes):
         "pass the local directory: config={{\"model\": \"/path/to/model\"}}."
     )
     E004 = (
-        "[direct_ner] '{name}' is not a token classifier: its architectures are "
-        "{architectures}. direct_ner needs a checkpoint fine-tuned for token "
-        "classification (an *ForTokenClassification model, e.g. "
-        "'dslim/bert-base-NER')."
+        "[direct_ner] '{name}' is not a {kind}: its architectures are "
+        "{architectures}. {component} needs a checkpoint fine-tuned for {task} "
+        "(an *{suffix} model, e.g. '{example}').{hint}"
     )
     E005 = (
         "[direct_ner] '{name}' has an untrained classification head: {detail}. "

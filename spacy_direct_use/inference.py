@@ -1,4 +1,5 @@
-"""Batched forward passes: sub-word id sequences in, per-sub-word label probabilities out."""
+"""Batched forward passes: sub-word id sequences in, label probabilities out (per sub-word
+for a token classifier, per sequence for a sequence classifier)."""
 import contextlib
 import json
 import os
@@ -8,7 +9,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from .int8 import int8_token_classifier
+from .int8 import int8_classifier
 from .packing import PACK_WIDTH, packed_inputs, packed_mask_kind, pack_rows, position_offset, row_starts
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": None}
@@ -70,14 +71,17 @@ def encode_batch(encoder: Tokenizer, words: List[List[str]]) -> list:
     return encoder.encode_batch(words, is_pretokenized=True, add_special_tokens=False)
 
 
-class TokenClassifierRunner:
-    """Runs a Hugging Face token classifier over many windows at once.
+class ClassifierRunner:
+    """Runs a Hugging Face token or sequence classifier over many windows at once.
 
-    Special tokens are added around each window. On CPU in fp32, short windows
-    share rows of PACK_WIDTH sub-words where the model allows it (packing.py);
-    rows are sorted by length and grouped into passes of at most `batch_size`
-    rows and `batch_tokens` padded sub-words (default: by device,
-    DEFAULT_BATCH_TOKENS), so padding stays small.
+    Special tokens are added around each window. On CPU in fp32, a token
+    classifier's short windows share rows of PACK_WIDTH sub-words where the model
+    allows it (packing.py; a sequence classifier reads one window per row, as its
+    head pools the row's first token); rows are sorted by length and grouped into
+    passes of at most `batch_size` rows and `batch_tokens` padded sub-words
+    (default: by device, DEFAULT_BATCH_TOKENS), so padding stays small.
+    Probabilities are a softmax over the labels, or a sigmoid per label where
+    `multi_label`.
     """
 
     def __init__(
@@ -90,8 +94,11 @@ class TokenClassifierRunner:
         batch_tokens: Optional[int],
         pack: bool = True,
         saved_int8: Optional[bytes] = None,
+        per_token: bool = True,
+        multi_label: bool = False,
     ) -> None:
-        self.model = int8_token_classifier(model, device, saved=saved_int8) if precision == "int8" else model
+        self.per_token, self.multi_label = per_token, multi_label
+        self.model = int8_classifier(model, device, per_token, saved=saved_int8) if precision == "int8" else model
         self.device = device
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(device.type, DEFAULT_BATCH_TOKENS["cuda"])
@@ -103,7 +110,7 @@ class TokenClassifierRunner:
         self.first_position = position_offset(model)
         self.mask_kind: Optional[str] = None
         """How packed rows are masked (packing.MASK_KINDS); None: one window per row."""
-        if pack and device.type == "cpu" and precision == "fp32":
+        if pack and per_token and device.type == "cpu" and precision == "fp32":
             self.mask_kind = packed_mask_kind(model, self._probe(), self.pad_id)
 
     @property
@@ -112,7 +119,7 @@ class TokenClassifierRunner:
         return self.max_length - len(self.prefix) - len(self.suffix)
 
     def predict(self, sequences: Sequence[np.ndarray]) -> List[np.ndarray]:
-        """Probabilities (len(seq), n_labels) for each id sequence."""
+        """Probabilities for each id sequence: (len(seq), n_labels) per token, or (n_labels,)."""
         inputs = [np.concatenate((self.prefix, seq, self.suffix)) for seq in sequences]
         lengths = [len(ids) for ids in inputs]
         if self.mask_kind:  # no wider than the model's inputs (buffers such as token_type_ids end there)
@@ -126,6 +133,9 @@ class TokenClassifierRunner:
             batch_rows = [[inputs[i] for i in rows[r]] for r in batch]
             probs = self._forward(batch_rows)
             for row_probs, r, row in zip(probs, batch, batch_rows):
+                if not self.per_token:
+                    outputs[rows[r][0]] = row_probs
+                    continue
                 for i, (start, _) in zip(rows[r], row_starts(row)):
                     start += len(self.prefix)
                     outputs[i] = row_probs[start : start + len(sequences[i])]
@@ -137,8 +147,9 @@ class TokenClassifierRunner:
         else:
             model_inputs = packed_inputs(rows, self.pad_id, self.first_position, self.mask_kind)
         with torch.inference_mode(), self._autocast():
-            logits = self.model(**{key: self._to_device(t) for key, t in model_inputs.items()}).logits
-            return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            logits = self.model(**{key: self._to_device(t) for key, t in model_inputs.items()}).logits.float()
+            probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+            return probs.cpu().numpy()
 
     def _padded_inputs(self, sequences: List[np.ndarray]) -> Dict[str, torch.Tensor]:
         """One sequence per row, padded to the longest, with the usual 2D mask."""

@@ -1,4 +1,4 @@
-"""precision "int8" on CPU: the token classifier exported to ONNX, its matrix products
+"""precision "int8" on CPU: the classifier (token or sequence) exported to ONNX, its matrix products
 quantized to int8 by ONNX Runtime (dynamic quantization: int8 weights, activations
 quantized per call, so no calibration data is needed).
 
@@ -22,8 +22,8 @@ from .errors import DirectNERError, Errors
 INPUT_NAMES = ("input_ids", "attention_mask")
 
 
-class Int8TokenClassifier:
-    """An ONNX Runtime int8 session, called like a transformers token classifier
+class Int8Classifier:
+    """An ONNX Runtime int8 session, called like a transformers classifier
     (keyword tensors in, an object with `.logits` out). The session is built at once;
     a forked process (nlp.pipe(n_process=...)) builds its own on first use."""
 
@@ -58,10 +58,15 @@ SAVED_FILE = "int8.onnx"
 instead of exporting and quantizing again."""
 
 
-def int8_token_classifier(
-    model: torch.nn.Module, device: torch.device, per_channel: bool = True, saved: Optional[bytes] = None
-) -> Int8TokenClassifier:
-    """The int8 ONNX Runtime version of a (CPU, eval-mode) transformers token classifier:
+def int8_classifier(
+    model: torch.nn.Module,
+    device: torch.device,
+    per_token: bool = True,
+    per_channel: bool = True,
+    saved: Optional[bytes] = None,
+) -> Int8Classifier:
+    """The int8 ONNX Runtime version of a (CPU, eval-mode) transformers token classifier
+    (logits per token) or sequence classifier (`per_token=False`: logits per row):
     weights quantized per output channel (per tensor: `per_channel=False`, less accurate).
     The classification head stays in fp32: it is tiny and maps straight to the labels.
     `saved`: the graph this function made earlier for the same weights (SAVED_FILE)."""
@@ -73,10 +78,10 @@ def int8_token_classifier(
     except ImportError as err:
         raise DirectNERError(Errors.E036.format(missing=(err.name or "onnxruntime").split(".")[0])) from None
     if saved is not None:
-        return Int8TokenClassifier(saved)
+        return Int8Classifier(saved)
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        _export(model, fp32_path)
+        _export(model, fp32_path, per_token)
         quantize_dynamic(
             fp32_path,
             int8_path,
@@ -85,10 +90,10 @@ def int8_token_classifier(
             op_types_to_quantize=["MatMul"],
             nodes_to_exclude=_head_matmuls(fp32_path, model.config.num_labels),
         )
-        return Int8TokenClassifier(int8_path.read_bytes())
+        return Int8Classifier(int8_path.read_bytes())
 
 
-def _export(model: torch.nn.Module, path: Path) -> None:
+def _export(model: torch.nn.Module, path: Path, per_token: bool) -> None:
     """Export with dynamic batch and length, by torch.onnx's TorchScript exporter
     (dynamo=False): with torch 2.13 the dynamo exporter took 2-4x longer and its graph
     gave wrong logits (off by up to 8) for shapes other than the example's."""
@@ -102,7 +107,7 @@ def _export(model: torch.nn.Module, path: Path) -> None:
             kwargs={name: example for name in INPUT_NAMES},
             input_names=list(INPUT_NAMES),
             output_names=["logits"],
-            dynamic_axes={name: dynamic for name in (*INPUT_NAMES, "logits")},
+            dynamic_axes={**{name: dynamic for name in INPUT_NAMES}, "logits": dynamic if per_token else {0: "batch"}},
             dynamo=False,
         )
     except Exception as err:  # noqa: BLE001 - any export failure becomes a DirectNERError

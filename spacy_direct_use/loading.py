@@ -4,17 +4,38 @@ import math
 import os
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import srsly
 import torch
 import transformers
 from thinc.util import get_torch_default_device
-from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from .errors import DirectNERError, Errors
-from .labels import check_labels
+
+@dataclass(frozen=True)
+class Task:
+    """What a component needs of a checkpoint: its head, and how to say so."""
+
+    kind: str  # "token classifier"
+    auto_class: Any
+    suffix: str  # the architectures' name ending
+    components: str  # the factories that take such a checkpoint
+    example: str
+
+
+TASKS: Dict[str, Task] = {
+    "token": Task(
+        "token classifier", AutoModelForTokenClassification, "ForTokenClassification",
+        "direct_ner (entities) or direct_tagger (tags)", "dslim/bert-base-NER",
+    ),
+    "sequence": Task(
+        "sequence classifier", AutoModelForSequenceClassification, "ForSequenceClassification",
+        "direct_textcat", "distilbert-base-uncased-finetuned-sst-2-english",
+    ),
+}  # fmt: skip
 
 NO_TOKENIZER_FILES = "no tokenizer files (tokenizer.json, vocab.txt, ...) that transformers can read"
 
@@ -30,18 +51,22 @@ class LoadedModel:
     stored_dtype: torch.dtype
 
 
-def load_token_classifier(
+def load_classifier(
     name: Union[str, Path],
+    task: str = "token",
+    component: str = "direct_ner",
+    check_labels: Optional[Callable[[List[str], str], None]] = None,
     revision: Optional[str] = None,
     trust_remote_code: bool = False,
     local_only: bool = False,
     check_head: bool = True,
     tokenizer: Optional[str] = None,
     id2label: Optional[Sequence[str]] = None,
-    tag_scheme: str = "auto",
 ) -> LoadedModel:
-    """Load a token classifier and refuse checkpoints that would give random or no
-    entities. The labels are checked from the config, before any weights load.
+    """Load a classifier with the head `task` needs (TASKS) for `component`, and refuse
+    checkpoints that would give random or no predictions. The labels are checked
+    (`check_labels(labels, name)`, the component's own rules) from the config,
+    before any weights load.
 
     tokenizer: where to take the tokenizer from, if not from `name`. id2label: the
     tags in id order, replacing the config's. local_only: a directory written by
@@ -56,12 +81,13 @@ def load_token_classifier(
     local = _looks_local(name)
     kwargs = dict(revision=revision, trust_remote_code=trust_remote_code, local_files_only=local_only)
     config = _from_pretrained(AutoConfig, name, local=local, **kwargs)
-    _check_token_classifier(name, config)
+    _check_architecture(name, config, TASKS[task], component)
     if id2label is not None:
         _set_labels(name, config, id2label)
     _check_label_ids(name, config)
     labels = [config.id2label[i] for i in range(len(config.id2label))]
-    check_labels(labels, name, tag_scheme)
+    if check_labels is not None:
+        check_labels(labels, name)
     if tokenizer:
         check_path_exists(tokenizer)
         loaded_tokenizer = _load_tokenizer(tokenizer, trust_remote_code=trust_remote_code, local_files_only=local_only)
@@ -70,11 +96,11 @@ def load_token_classifier(
     weights_kwargs = dict(kwargs, use_safetensors=True) if local_only else kwargs
     try:
         with quiet_transformers(progress_bar=not local):
-            model, info = AutoModelForTokenClassification.from_pretrained(
+            model, info = TASKS[task].auto_class.from_pretrained(
                 name, config=config, output_loading_info=True, **weights_kwargs
             )
     except Exception as err:  # noqa: BLE001 - every failure becomes a DirectNERError
-        raise _weights_error(name, err, config.num_labels) from None
+        raise _weights_error(name, err, config.num_labels, TASKS[task], component) from None
     if check_head:
         _check_head_trained(name, model, info)
     stored_dtype = next(model.parameters()).dtype
@@ -223,7 +249,7 @@ def _needs_remote_code(err: BaseException) -> bool:
     return "trust_remote_code" in text or "contains custom code" in text
 
 
-def _weights_error(name: str, err: BaseException, num_labels: int) -> DirectNERError:
+def _weights_error(name: str, err: BaseException, num_labels: int, task: Task, component: str) -> DirectNERError:
     """The DirectNERError for an exception from AutoModelForTokenClassification.from_pretrained."""
     chain = _exception_chain(err)
     text = "\n".join(str(e) for e in chain)
@@ -239,9 +265,8 @@ def _weights_error(name: str, err: BaseException, num_labels: int) -> DirectNERE
         detail = f"id2label has {num_labels} labels, but the head's weights have another number of outputs"
         return DirectNERError(Errors.E015.format(name=name, detail=detail))
     if "Unrecognized configuration class" in text:
-        return DirectNERError(
-            Errors.E004.format(name=name, architectures="of a model type that has no token-classification class in transformers")
-        )
+        architectures = f"of a model type that has no {task.kind.split()[0]}-classification class in transformers"
+        return _wrong_head(name, task, component, architectures)
     return DirectNERError(Errors.E017.format(name=name, reason=f"{type(err).__name__}: {_first_line(err)}"))
 
 
@@ -254,10 +279,27 @@ def _exception_chain(err: BaseException) -> list:
     return chain
 
 
-def _check_token_classifier(name: str, config) -> None:
+def _check_architecture(name: str, config, task: Task, component: str) -> None:
+    """Refuse a checkpoint with another head; name the factory that takes it."""
     architectures = getattr(config, "architectures", None) or []
-    if architectures and not any(arch.endswith("ForTokenClassification") for arch in architectures):
-        raise DirectNERError(Errors.E004.format(name=name, architectures=architectures))
+    if architectures and not any(arch.endswith(task.suffix) for arch in architectures):
+        other = next((t for t in TASKS.values() if any(a.endswith(t.suffix) for a in architectures)), None)
+        hint = ""
+        if other is not None:
+            hint = (
+                f" It is a {other.kind}: give it to {other.components}, e.g. "
+                f"nlp.add_pipe(\"{other.components.split()[0]}\", config={{\"model\": \"{name}\"}})."
+            )
+        raise _wrong_head(name, task, component, architectures, hint)
+
+
+def _wrong_head(name: str, task: Task, component: str, architectures: Any, hint: str = "") -> DirectNERError:
+    return DirectNERError(
+        Errors.E004.format(
+            name=name, kind=task.kind, architectures=architectures, component=component,
+            task=task.kind.replace("classifier", "classification"), suffix=task.suffix, example=task.example, hint=hint,
+        )
+    )
 
 
 def _check_label_ids(name: str, config) -> None:

@@ -22,7 +22,7 @@ from ray.data.block import BlockAccessor
 from spacy.tokens import Doc
 
 from .errors import DirectNERError, Errors
-from .pipe import DirectNER
+from .ner import DirectNER
 
 ON_BAD_TEXT = ("raise", "empty")
 ENTITY_TYPE = pa.struct(

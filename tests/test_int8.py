@@ -8,8 +8,8 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from spacy_direct_use import DirectNERError
-from spacy_direct_use.inference import TokenClassifierRunner
-from spacy_direct_use.int8 import Int8TokenClassifier
+from spacy_direct_use.inference import ClassifierRunner
+from spacy_direct_use.int8 import Int8Classifier
 
 from conftest import make_lookup_model
 from conftest import make_nlp as blank_nlp
@@ -58,7 +58,7 @@ def ents_and_scores(doc):
 def quantized_ops(nlp):
     """(int8 matrix products, fp32 ones) in the ONNX graph direct_ner runs."""
     runner_model = nlp.get_pipe("direct_ner")._runner.model
-    assert isinstance(runner_model, Int8TokenClassifier)
+    assert isinstance(runner_model, Int8Classifier)
     ops = [node.op_type for node in onnx.load_from_string(runner_model.onnx_model).graph.node]
     return ops.count("MatMulInteger"), ops.count("MatMul")
 
@@ -134,7 +134,7 @@ def test_int8_on_a_gpu_device_is_refused_at_load(bert_dir):
     model = AutoModelForTokenClassification.from_pretrained(bert_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(bert_dir)
     with pytest.raises(DirectNERError, match=r"runs on CPU only, but the model would run on 'cuda'"):
-        TokenClassifierRunner(model, tokenizer, torch.device("cuda"), "int8", 8, None)
+        ClassifierRunner(model, tokenizer, torch.device("cuda"), "int8", 8, None)
 
 
 def test_int8_without_onnxruntime_says_what_to_install(bert_dir, monkeypatch):

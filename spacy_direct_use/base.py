@@ -1,0 +1,345 @@
+"""The core every direct_* component shares: a fine-tuned Hugging Face checkpoint loaded once
+(lazily, thread-safe, fork-safe), its device and precision, the Doc read as pre-split
+words in sub-word windows (nothing truncated), batched forward passes, spaCy's batch
+contract, and serialization with the weights inside the pipeline.
+
+A component subclasses DirectPipe and adds only its task: which head it loads (`TASK`),
+which labels it accepts, and what it writes to the Doc.
+"""
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+import srsly
+from spacy.language import Language
+from spacy.pipeline import Pipe, Sentencizer
+from spacy.strings import get_string_id
+from spacy.tokens import Doc
+from spacy.util import from_disk as util_from_disk
+from spacy.util import make_tempdir, minibatch
+from spacy.util import to_disk as util_to_disk
+
+from .alignment import TokenAlignment, doc_words
+from .errors import DirectNERError, Errors
+from .inference import DEFAULT_BATCH_TOKENS, PRECISIONS, ClassifierRunner, encode_batch, fork_safe_torch
+from .int8 import SAVED_FILE as SAVED_INT8_FILE
+from .int8 import Int8Classifier
+from .loading import TASKS, LoadedModel, load_classifier, quiet_transformers, read_labels, resolve_device
+from .windows import WINDOW_MODES, Window, guess_sentence_starts, sentence_windows, strided_windows
+
+_LOAD_LOCK = threading.Lock()
+"""Held while a model loads: one lock for all instances, as spaCy pickles a Pipe's
+__dict__ (spawned nlp.pipe workers) and a lock cannot be pickled; loads are rare."""
+
+SAVED_TOP_FILES = ("cfg",)
+"""The files to_disk writes beside the model/ directory."""
+
+SHARED_CONFIG: Dict[str, Any] = {
+    "model": None,
+    "revision": None,
+    "tokenizer": None,
+    "id2label": None,
+    "forward_batch_size": 128,
+    "forward_batch_tokens": None,
+    "pack_windows": True,
+    "window_size": 128,
+    "window_overlap": 16,
+    "window_mode": "sentences",
+    "max_sentences_per_window": 1,
+    "label_map": {},
+    "threshold": 0.0,
+    "device": None,
+    "precision": "fp32",
+    "trust_remote_code": False,
+    "check_head": True,
+}
+"""The settings every direct_* component has (each factory may change the defaults)."""
+
+
+def deserializing() -> bool:
+    """Whether spaCy is building the pipeline from a config (spacy.load, from_bytes,
+    assemble): the model path in a saved config may rightly be gone, as the weights
+    come from the saved pipeline. spaCy tells a factory nothing about its caller,
+    so this looks for Language.from_config on the call stack."""
+    target = Language.from_config.__func__.__code__
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is target:
+            return True
+        frame = frame.f_back
+    return False
+
+
+class DirectPipe(Pipe):
+    """A pretrained Hugging Face classifier as a spaCy component, no training needed.
+
+    The model loads on first use (or in `initialize`). Each Doc's non-whitespace
+    tokens are the model's pre-split words; its sub-words are cut into windows (by
+    default whole sentences: the Doc's own, or where it has none, spaCy's
+    sentencizer rules applied without touching the Doc; over-long ones in
+    overlapping strides), and all windows of a batch of Docs run through the
+    model together.
+    """
+
+    TASK = "token"
+    """The head to load: "token" or "sequence" (loading.TASKS)."""
+    DEFAULT_CONFIG: Dict[str, Any] = SHARED_CONFIG
+
+    def __init__(self, vocab, name: str, *, model: Optional[str], scorer: Optional[Callable] = None, **cfg) -> None:
+        if not model:
+            example = f'nlp.add_pipe("{self.factory_name()}", config={{"model": "{TASKS[self.TASK].example}"}})'
+            raise DirectNERError(Errors.E001.format(example=example))
+        self.vocab = vocab
+        self.name = name
+        settings = {k: v for k, v in self.DEFAULT_CONFIG.items() if k not in ("scorer", "ents_filter")}
+        self.cfg = dict(settings, **cfg, model=str(model))
+        self.scorer = scorer
+        validate_shared_settings(self.cfg)
+        self.timings: Dict[str, float] = defaultdict(float)
+        self._final_punct = frozenset(get_string_id(c) for c in Sentencizer.default_punct_chars)
+        self._source: Union[str, Path] = str(model)
+        self._local_only = False
+        self._model = None
+        self._tokenizer = None
+        self._runner: Optional[ClassifierRunner] = None
+        self._stored_dtype = None
+        self._model_labels: Optional[List[str]] = self.cfg["id2label"] or _local_labels(self.cfg["model"])
+
+    @classmethod
+    def factory_name(cls) -> str:
+        return "direct_ner"
+
+    # -- what a component adds ----------------------------------------------------------
+
+    def check_labels(self, labels: List[str], name: str) -> None:
+        """Raise a DirectNERError for labels this component cannot use (before weights load)."""
+
+    def multi_label(self, loaded: LoadedModel) -> bool:
+        """Whether the labels are independent (sigmoid) rather than exclusive (softmax)."""
+        return False
+
+    def on_load(self, loaded: LoadedModel, runner: ClassifierRunner) -> None:
+        """Called once the model has loaded (e.g. to decide how to read its labels)."""
+
+    def saved_state(self) -> Dict[str, Any]:
+        """What the loaded model decided that config.cfg does not hold (saved in `cfg`)."""
+        return {}
+
+    def restore_state(self, state: Dict[str, Any]) -> None:
+        """Take back what `saved_state` returned."""
+
+    # -- loading ---------------------------------------------------------------------
+
+    def initialize(self, get_examples: Optional[Callable] = None, *, nlp: Optional[Language] = None) -> None:
+        """Load the model now rather than on first use."""
+        self._ensure_loaded()
+
+    def _ensure_loaded(self) -> ClassifierRunner:
+        """The runner, loading the model once even when several threads call at once."""
+        if self._runner is None:
+            with _LOAD_LOCK, fork_safe_torch():
+                if self._runner is None:
+                    self._runner = self._load()
+        return self._runner
+
+    def _load(self) -> ClassifierRunner:
+        loaded = load_classifier(
+            self._source,
+            self.TASK,
+            self.factory_name(),
+            self.check_labels,
+            self.cfg["revision"],
+            self.cfg["trust_remote_code"],
+            local_only=self._local_only,
+            check_head=self.cfg["check_head"],
+            tokenizer=None if self._local_only else self.cfg["tokenizer"],  # a saved pipeline holds its own
+            id2label=self.cfg["id2label"],
+        )
+        device = resolve_device(self.cfg["device"])
+        self._model, self._tokenizer = loaded.model.to(device), loaded.tokenizer
+        self._stored_dtype, self._model_labels = loaded.stored_dtype, loaded.labels
+        runner = ClassifierRunner(
+            loaded.model,
+            loaded.tokenizer,
+            device,
+            self.cfg["precision"],
+            self.cfg["forward_batch_size"],
+            self.cfg["forward_batch_tokens"],
+            self.cfg["pack_windows"],
+            self._saved_int8(),
+            per_token=self.TASK == "token",
+            multi_label=self.multi_label(loaded),
+        )
+        self.on_load(loaded, runner)
+        return runner
+
+    def _saved_int8(self) -> Optional[bytes]:
+        """The int8 graph a saved pipeline holds, when it runs in int8."""
+        saved = Path(self._source) / SAVED_INT8_FILE
+        if self.cfg["precision"] == "int8" and self._local_only and saved.is_file():
+            return saved.read_bytes()
+        return None
+
+    # -- reading Docs ----------------------------------------------------------------
+
+    def __call__(self, doc: Doc) -> Doc:
+        return self.set_annotations([doc], self.predict([doc]))[0]
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Annotate `batch_size` Docs at a time (spaCy's batch contract: a Doc comes out
+        before more are read); the windows of a batch are length-sorted together."""
+        for docs in minibatch(stream, size=batch_size):
+            yield from self.set_annotations(docs, self.predict(docs))
+
+    def _encode(self, docs: List[Doc], runner: ClassifierRunner) -> Tuple[List[np.ndarray], List[TokenAlignment]]:
+        """Each Doc's sub-word ids, and which pieces belong to which of its tokens."""
+        doc_words_list = [doc_words(doc) for doc in docs]
+        encodings = encode_batch(runner.encoder, [words for words, _ in doc_words_list])
+        ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in encodings]
+        alignments = [
+            TokenAlignment.from_word_ids(np.asarray(encoding.word_ids, dtype=np.int64), word_tokens)
+            for encoding, (_, word_tokens) in zip(encodings, doc_words_list)
+        ]
+        return ids, alignments
+
+    def _forward(self, runner: ClassifierRunner, ids: List[np.ndarray], windows: List[Tuple[int, Window]]) -> List[np.ndarray]:
+        """The probabilities of each (Doc index, window)."""
+        clock = time.perf_counter()
+        with fork_safe_torch():
+            probs = runner.predict([ids[i][start:end] for i, (start, end, _, _) in windows])
+        self._tick("forward", clock)
+        return probs
+
+    def _windows(self, doc: Doc, alignment: TokenAlignment, max_length: int) -> List[Window]:
+        size, overlap = self._window_shape(max_length)
+        n_pieces = len(alignment.piece_tokens)
+        if self.cfg["window_mode"] == "strided":
+            return strided_windows(0, n_pieces, size, overlap)
+        starts = np.searchsorted(alignment.piece_tokens, self._sentence_starts(doc), side="left")
+        return sentence_windows(starts, n_pieces, size, overlap, self.cfg["max_sentences_per_window"])
+
+    def _window_shape(self, max_length: int) -> Tuple[int, int]:
+        """(size, overlap) of windows, within the model's limit."""
+        size = min(self.cfg["window_size"], max_length)
+        return size, min(self.cfg["window_overlap"], size // 2)
+
+    def _sentence_starts(self, doc: Doc) -> np.ndarray:
+        """The Doc's sentence starts, or guesses by spaCy's sentencizer rules (not written to the Doc)."""
+        if doc.has_annotation("SENT_START"):
+            return np.array([sent.start for sent in doc.sents], dtype=np.int64)
+        return guess_sentence_starts(doc, self._final_punct)
+
+    def _tick(self, stage: str, since: float) -> None:
+        self.timings[stage] += time.perf_counter() - since
+
+    # -- serialization ---------------------------------------------------------------
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        """Save the Hugging Face config, tokenizer and safetensors weights (settings live in config.cfg)."""
+        self._ensure_loaded()
+        util_to_disk(path, {"model": self._save_model, "cfg": self._save_cfg}, exclude)
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "DirectPipe":
+        """Load what to_disk wrote; the model itself loads lazily, offline, from safetensors."""
+        util_from_disk(path, {"model": self._use_saved_model, "cfg": self._read_cfg}, exclude)
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        with make_tempdir() as tmp:
+            self.to_disk(tmp, exclude=exclude)
+            files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+        return srsly.msgpack_dumps(files)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "DirectPipe":
+        files = srsly.msgpack_loads(bytes_data)
+        with make_tempdir() as tmp:
+            for name, data in files.items():
+                target = tmp.joinpath(*_saved_file_parts(name))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            self.from_disk(tmp, exclude=exclude)
+            self._ensure_loaded()  # the temporary directory is about to vanish
+        return self
+
+    def _save_cfg(self, path: Path) -> None:
+        srsly.write_json(path, self.saved_state())
+
+    def _read_cfg(self, path: Path) -> None:
+        if path.exists():  # pipelines saved before it was written have none
+            self.restore_state(srsly.read_json(path))
+
+    def _save_model(self, path: Path) -> None:
+        """The checkpoint as loaded, its weights in the dtype they were stored in (an fp16
+        checkpoint stays half the size), the tokenizer it was read with."""
+        state = {key: _cast_floats(value, self._stored_dtype) for key, value in self._model.state_dict().items()}
+        with quiet_transformers(progress_bar=False):
+            self._model.save_pretrained(path, state_dict=state, safe_serialization=True)
+        self._tokenizer.save_pretrained(path)
+        if isinstance(self._runner.model, Int8Classifier):
+            (path / SAVED_INT8_FILE).write_bytes(self._runner.model.onnx_model)
+        for saved in path.iterdir():  # readable by others, as spaCy's own files are (safetensors writes 0600)
+            saved.chmod(saved.stat().st_mode | 0o444)
+
+    def _use_saved_model(self, path: Path) -> None:
+        if not (path / "model.safetensors").exists():
+            raise DirectNERError(Errors.E012.format(path=path))
+        self._source, self._local_only = path, True
+        self._model = self._tokenizer = self._runner = None
+        self._model_labels = read_labels(path)
+
+
+def _local_labels(model: str) -> Optional[List[str]]:
+    """A local checkpoint's labels from its config.json, so `labels` (and meta.json, which
+    spaCy writes before the components) are known before the weights load. None for a
+    hub name, or a config that loading will refuse with the full error."""
+    path = Path(model).expanduser()
+    try:
+        return read_labels(path) if (path / "config.json").is_file() else None
+    except (KeyError, ValueError, TypeError, OSError):
+        return None
+
+
+def _cast_floats(tensor, dtype):
+    """`tensor` in `dtype` if both are floating point, else as it is."""
+    if dtype is not None and tensor.is_floating_point() and dtype.is_floating_point:
+        return tensor.to(dtype)
+    return tensor
+
+
+def _saved_file_parts(name: str) -> Tuple[str, ...]:
+    """The parts of a file name from to_bytes; anything else (an absolute path, '..',
+    a backslash) could write outside the temporary directory and is refused."""
+    path = PurePosixPath(name)
+    parts = path.parts
+    unsafe = any(p in ("", ".", "..") or "\\" in p or ":" in p for p in parts)
+    known = (len(parts) >= 2 and parts[0] == "model") or (len(parts) == 1 and parts[0] in SAVED_TOP_FILES)
+    if not known or path.is_absolute() or unsafe:
+        raise DirectNERError(Errors.E026.format(name=name))
+    return parts
+
+
+def check_choice(cfg: Dict[str, Any], key: str, options: Tuple[str, ...]) -> None:
+    """Refuse a setting that is not one of `options`."""
+    if cfg[key] not in options:
+        raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options=list(options), example=options[0]))
+
+
+def validate_shared_settings(cfg: Dict[str, Any]) -> None:
+    check_choice(cfg, "precision", tuple(PRECISIONS))
+    check_choice(cfg, "window_mode", WINDOW_MODES)
+    for key in ("forward_batch_size", "forward_batch_tokens", "window_size", "max_sentences_per_window"):
+        if key == "forward_batch_tokens" and cfg[key] is None:
+            continue  # chosen by device
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            example = SHARED_CONFIG[key] or DEFAULT_BATCH_TOKENS["cpu"]
+            raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options="a positive integer", example=example))
+    if cfg["precision"] == "int8" and cfg["device"] is not None and not str(cfg["device"]).startswith("cpu"):
+        raise DirectNERError(Errors.E035.format(device=cfg["device"]))  # a GPU from require_gpu: at load
+    if not 0 <= cfg["window_overlap"] < cfg["window_size"]:
+        raise DirectNERError(Errors.E011.format(overlap=cfg["window_overlap"], size=cfg["window_size"]))
+    if not 0.0 <= cfg["threshold"] <= 1.0:
+        raise DirectNERError(Errors.E008.format(key="threshold", value=cfg["threshold"], options="a number in [0, 1]", example=0.5))
