@@ -29,8 +29,8 @@ as direct_ner's `precision` setting does, so all compute the same way.
 direct_ner (in --precision); --pack-widths adds direct_ner with other packed-row
 widths. --latency times one-Doc calls instead: nlp(text) on a 25-word sentence
 against the bare tokenizer + forward call, p50/p99 over 1,000 calls, the first
-load from the checkpoint, and the first call after spacy.load, lazy and after an
-eager initialize().
+load from the checkpoint, the manifest check spacy.load runs on the saved files, and
+the first call after spacy.load, lazy and after an eager initialize().
 
 --peers needs spacy-huggingface-pipelines and spacy-wrap installed (keep them in a
 separate venv); peers that cannot be imported are skipped with a note. Shared pieces
@@ -61,6 +61,7 @@ from spacy.vocab import Vocab
 
 import spacy_direct_use.inference as inference
 from spacy_direct_use.inference import special_tokens
+from spacy_direct_use.manifest import MANIFEST_FILE, read_manifest, verify_manifest
 
 from harness import (
     Corpus,
@@ -425,6 +426,19 @@ def first_call_ms(path: Path, text: str, eager: bool) -> Tuple[float, float, flo
     return 1000 * (loaded - start), 1000 * (ready - loaded), 1000 * (time.perf_counter() - ready)
 
 
+def manifest_check_text(component_dir: Path, repeats: int = 5) -> str:
+    """How long spacy.load's check of the saved files against manifest.json takes (best of
+    `repeats`; the files were just written, so they are in the page cache)."""
+    listed = read_manifest(component_dir / MANIFEST_FILE)
+    mib = sum(size for size, _ in listed.values()) / 2**20
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        verify_manifest(component_dir)
+        times.append(1000 * (time.perf_counter() - start))
+    return f"manifest check at load (sha256 of {len(listed)} files, {mib:.0f} MiB): {min(times):.0f} ms (best of {repeats}), worst {max(times):.0f} ms"
+
+
 def format_latency(precision: str, times: Dict[str, List[float]]) -> List[str]:
     """p50 and p99 of the bare call and of nlp(text), and whether direct_ner's p50 overhead
     is within the budget of max(10%, 1 ms)."""
@@ -460,6 +474,7 @@ def measure_latency(args: argparse.Namespace, device: Device) -> str:
             nlp.to_disk(tmp)
             saved = sorted(Path(tmp, "direct_ner", "model").glob("*.[os]*"))  # model.safetensors, int8.onnx
             lines.append(f"{precision:<6} saved: " + ", ".join(f"{p.name} {p.stat().st_size / 2**20:.0f} MiB" for p in saved))
+            lines.append(f"{precision:<6} {manifest_check_text(Path(tmp, 'direct_ner'))}")
             for eager in (False, True):
                 load, init, first = first_call_ms(Path(tmp), text, eager)
                 how = "then .get_pipe('direct_ner').initialize()" if eager else "lazy"

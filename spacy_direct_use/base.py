@@ -29,13 +29,14 @@ from .inference import DEFAULT_BATCH_TOKENS, PRECISIONS, ClassifierRunner, encod
 from .int8 import SAVED_FILE as SAVED_INT8_FILE
 from .int8 import Int8Classifier
 from .loading import TASKS, LoadedModel, load_classifier, quiet_transformers, read_labels, resolve_device
+from .manifest import MANIFEST_FILE, verify_manifest, write_manifest
 from .windows import WINDOW_MODES, Window, guess_sentence_starts, sentence_windows, strided_windows
 
 _LOAD_LOCK = threading.Lock()
 """Held while a model loads: one lock for all instances, as spaCy pickles a Pipe's
 __dict__ (spawned nlp.pipe workers) and a lock cannot be pickled; loads are rare."""
 
-SAVED_TOP_FILES = ("cfg",)
+SAVED_TOP_FILES = ("cfg", MANIFEST_FILE)
 """The files to_disk writes beside the model/ directory."""
 
 SHARED_CONFIG: Dict[str, Any] = {
@@ -239,12 +240,16 @@ class DirectPipe(Pipe):
     # -- serialization ---------------------------------------------------------------
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
-        """Save the Hugging Face config, tokenizer and safetensors weights (settings live in config.cfg)."""
+        """Save the Hugging Face config, tokenizer and safetensors weights (settings live in
+        config.cfg), then a manifest of every file saved (manifest.py)."""
         self._ensure_loaded()
         util_to_disk(path, {"model": self._save_model, "cfg": self._save_cfg}, exclude)
+        write_manifest(Path(path))  # last: it covers whatever was written above
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "DirectPipe":
-        """Load what to_disk wrote; the model itself loads lazily, offline, from safetensors."""
+        """Load what to_disk wrote, once its manifest shows every file is as saved; the
+        model itself loads lazily, offline, from safetensors."""
+        verify_manifest(Path(path), exclude)  # before anything saved is read
         util_from_disk(path, {"model": self._use_saved_model, "cfg": self._read_cfg}, exclude)
         return self
 
@@ -299,7 +304,7 @@ def _local_labels(model: str) -> Optional[List[str]]:
     path = Path(model).expanduser()
     try:
         return read_labels(path) if (path / "config.json").is_file() else None
-    except (KeyError, ValueError, TypeError, OSError):
+    except DirectNERError:
         return None
 
 

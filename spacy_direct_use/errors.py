@@ -204,3 +204,45 @@ class Errors(metaclass=ErrorsWithCodes):
         "empty: new files next to old ones would count rows twice. Choose a new "
         "directory, or pass --overwrite to replace its contents."
     )
+    E050 = (
+        "[direct_ner] The saved pipeline file '{file}' does not match what "
+        "nlp.to_disk() saved ({detail}): it was damaged or changed after saving, "
+        "and direct_ner does not run on it. Re-save the pipeline from the "
+        "checkpoint with nlp.to_disk() (or nlp.to_bytes()), or re-install the "
+        "pipeline package."
+    )
+    E051 = (
+        "[direct_ner] The saved pipeline file '{file}' is missing: nlp.to_disk() "
+        "saved it (it is listed in the pipeline's manifest.json). Copy the whole "
+        "pipeline directory again, re-save the pipeline from the checkpoint with "
+        "nlp.to_disk(), or re-install the pipeline package."
+    )
+    E052 = (
+        "[direct_ner] The saved pipeline's manifest '{manifest}' is damaged "
+        "({detail}), so its files cannot be checked. Re-save the pipeline from the "
+        "checkpoint with nlp.to_disk(), or re-install the pipeline package."
+    )
+    E053 = (
+        "[direct_ner] The saved pipeline directory '{directory}' holds files that "
+        "nlp.to_disk() did not save (they are not in '{manifest}'): {files}. They "
+        "could change what the model predicts. Remove them, re-save the pipeline "
+        "from the checkpoint with nlp.to_disk(), or re-install the pipeline package."
+    )
+    E054 = (
+        "[direct_ner] Could not read the saved model config '{file}' ({reason}): it "
+        "is missing or damaged. Re-save the pipeline from the checkpoint with "
+        "nlp.to_disk(), or re-install the pipeline package."
+    )
+    E055 = (
+        "[direct_ner] ONNX Runtime could not read the saved int8 graph ({file}, "
+        "next to the saved pipeline's model.safetensors): {reason}. It is "
+        "damaged. Re-save the pipeline with nlp.to_disk() (or re-install the "
+        "pipeline package), or delete {file} to have the model quantized again "
+        "when it loads."
+    )
+    E056 = (
+        "[direct_ner] The saved pipeline's manifest '{manifest}' has format_version "
+        "{version}, but this spacy-direct-use reads only version {supported}: the "
+        "pipeline was saved by a newer spacy-direct-use. Upgrade it: "
+        "pip install -U spacy-direct-use."
+    )

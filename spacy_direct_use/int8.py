@@ -78,7 +78,7 @@ def int8_classifier(
     except ImportError as err:
         raise DirectNERError(Errors.E036.format(missing=(err.name or "onnxruntime").split(".")[0])) from None
     if saved is not None:
-        return Int8Classifier(saved)
+        return _saved_int8_classifier(saved)
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         _export(model, fp32_path, per_token)
@@ -91,6 +91,15 @@ def int8_classifier(
             nodes_to_exclude=_head_matmuls(fp32_path, model.config.num_labels),
         )
         return Int8Classifier(int8_path.read_bytes())
+
+
+def _saved_int8_classifier(saved: bytes) -> Int8Classifier:
+    """The session of a saved pipeline's graph; a DirectNERError if ONNX Runtime cannot read it."""
+    try:
+        return Int8Classifier(saved)
+    except Exception as err:  # noqa: BLE001 - onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
+        reason = f"{type(err).__name__}: {err}".splitlines()[0].rstrip(". ")
+        raise DirectNERError(Errors.E055.format(file=SAVED_FILE, reason=reason)) from None
 
 
 def _export(model: torch.nn.Module, path: Path, per_token: bool) -> None:

@@ -103,9 +103,21 @@ def load_classifier(
         raise _weights_error(name, err, config.num_labels, TASKS[task], component) from None
     if check_head:
         _check_head_trained(name, model, info)
-    stored_dtype = next(model.parameters()).dtype
+    stored_dtype = _stored_dtype(config, model)
     model.float().eval()
     return LoadedModel(model, loaded_tokenizer, labels, stored_dtype)
+
+
+def _stored_dtype(config, model) -> torch.dtype:
+    """The dtype the checkpoint's weights were saved in: its config's (`torch_dtype`, 5.x
+    `dtype`; 4.x loads them as fp32 whatever they were), else the loaded weights'."""
+    for key in ("dtype", "torch_dtype"):
+        declared = config.__dict__.get(key)
+        if isinstance(declared, str):
+            declared = getattr(torch, declared, None)
+        if isinstance(declared, torch.dtype) and declared.is_floating_point:
+            return declared
+    return next(model.parameters()).dtype
 
 
 def _set_labels(name: str, config, id2label: Sequence[str]) -> None:
@@ -136,10 +148,24 @@ def quiet_transformers(progress_bar: bool) -> Iterator[None]:
 
 
 def read_labels(model_dir: Union[str, Path]) -> List[str]:
-    """The tags of a local checkpoint (or of a model direct_ner saved) in id order, from
-    its config.json alone."""
-    id2label = srsly.read_json(Path(model_dir) / "config.json")["id2label"]
-    return [id2label[key] for key in sorted(id2label, key=int)]
+    """The labels of a local checkpoint (or of a model direct_ner saved) in id order, from
+    its config.json alone; a DirectNERError naming the file if it is missing or damaged."""
+    path = Path(model_dir) / "config.json"
+    try:
+        id2label = srsly.read_json(path)["id2label"]
+        return [id2label[key] for key in sorted(id2label, key=int)]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise DirectNERError(Errors.E054.format(file=path, reason=_config_reason(path, err))) from None
+
+
+def _config_reason(path: Path, err: BaseException) -> str:
+    if not path.is_file():
+        return "the file does not exist"
+    if isinstance(err, KeyError):
+        return f"it has no {err}"
+    if isinstance(err, (AttributeError, TypeError)) or (isinstance(err, ValueError) and "int()" in str(err)):
+        return "its id2label is not a mapping of label ids to labels"
+    return f"it is not valid JSON: {_first_line(err)}"
 
 
 def resolve_device(device: Optional[str]) -> torch.device:

@@ -462,8 +462,12 @@ def test_known_model_type_ignores_custom_code(tmp_path, bert_dir):
 
 @pytest.fixture
 def saved_pipeline(tmp_path, bert_dir):
+    """A saved pipeline without its manifest: the loader's own defences must hold for a
+    pipeline saved before manifests, or crafted without one (with one, any changed,
+    missing or added file is refused first: test_damaged_pipelines.py)."""
     nlp = make_nlp(bert_dir)
     nlp.to_disk(tmp_path / "pipeline")
+    (tmp_path / "pipeline" / "direct_ner" / "manifest.json").unlink()
     return tmp_path / "pipeline"
 
 
@@ -507,6 +511,7 @@ def test_from_bytes_with_pickle_instead_of_safetensors(bert_dir, tmp_path):
     marker = tmp_path / "marker"
     write_malicious_pickle(tmp_path / "evil.bin", marker, "torch-zip")
     files.pop("model/model.safetensors")
+    files.pop("manifest.json")  # crafted without one: with it, the missing safetensors is named first
     files["model/pytorch_model.bin"] = (tmp_path / "evil.bin").read_bytes()
     other = make_nlp("hub-user/not-read-before-from-bytes")
     with pytest.raises(DirectNERError, match="no model weights in safetensors format"):
