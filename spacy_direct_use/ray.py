@@ -9,7 +9,8 @@
     ds.write_parquet("annotated/")
 
 Each actor loads the pipeline once; every batch keeps its columns and gains `entities`
-(ENTITIES_TYPE: the same Arrow type in every batch, so Parquet files always agree).
+(ENTITIES_TYPE: the same Arrow type in every batch, so Parquet files always agree), and
+`cats` (CATS_TYPE: every label with its probability) where the pipeline has a direct_textcat.
 Needs the `ray` extra: pip install "spacy-direct-use[ray]".
 """
 from typing import Any, Dict, List, Optional
@@ -22,7 +23,9 @@ from ray.data.block import BlockAccessor
 from spacy.tokens import Doc
 
 from .errors import DirectNERError, Errors
+from .base import DirectPipe
 from .ner import DirectNER
+from .textcat import DirectTextCat
 
 ON_BAD_TEXT = ("raise", "empty")
 ENTITY_TYPE = pa.struct(
@@ -36,6 +39,8 @@ ENTITY_TYPE = pa.struct(
 )
 ENTITIES_TYPE = pa.list_(ENTITY_TYPE)
 ENTITIES_COLUMN = "entities"
+CATS_TYPE = pa.list_(pa.struct([("label", pa.string()), ("score", pa.float64())]))
+CATS_COLUMN = "cats"
 Batch = Any  # what map_batches hands over: pyarrow.Table, pandas.DataFrame or dict of numpy arrays
 
 
@@ -72,25 +77,33 @@ class DirectNERPredictor:
         self.text_key = text_key
         self.on_bad_text = on_bad_text
         self.spans_keys = []
+        self.with_cats = False
         for _, component in self.nlp.pipeline:
-            if isinstance(component, DirectNER):
+            if isinstance(component, DirectPipe):
                 if use_gpu and component.cfg["device"] is None:
                     component.cfg["device"] = "cuda"  # Ray set CUDA_VISIBLE_DEVICES to this actor's GPU(s)
                 component.initialize()  # load the weights now, once per actor, not in the first batch
-                if component.cfg["spans_key"]:
-                    self.spans_keys.append(component.cfg["spans_key"])
+            if isinstance(component, DirectNER) and component.cfg["spans_key"]:
+                self.spans_keys.append(component.cfg["spans_key"])
+            self.with_cats |= isinstance(component, DirectTextCat)
 
     def __call__(self, batch: Batch) -> pa.Table:
         texts = self._texts(batch)
         good = [i for i, text in enumerate(texts) if isinstance(text, str)]
         entities: List[List[Dict[str, Any]]] = [[] for _ in texts]
+        cats: List[List[Dict[str, Any]]] = [[] for _ in texts]
         for i, doc in zip(good, self.nlp.pipe([texts[i] for i in good], batch_size=max(len(good), 1))):
             entities[i] = self._entities(doc)
+            cats[i] = [{"label": label, "score": float(score)} for label, score in doc.cats.items()]
         # Ray's own batch -> block conversion (pandas, numpy dicts with tensor columns, Arrow)
         table = BlockAccessor.for_block(BlockAccessor.batch_to_block(batch)).to_arrow()
-        if ENTITIES_COLUMN in table.column_names:
-            table = table.drop_columns([ENTITIES_COLUMN])  # annotating annotated data replaces the old column
-        return table.append_column(ENTITIES_COLUMN, pa.array(entities, type=ENTITIES_TYPE))
+        added = {ENTITIES_COLUMN: pa.array(entities, type=ENTITIES_TYPE)}
+        if self.with_cats:
+            added[CATS_COLUMN] = pa.array(cats, type=CATS_TYPE)
+        table = table.drop_columns([c for c in added if c in table.column_names])  # annotating annotated data replaces them
+        for column, values in added.items():
+            table = table.append_column(column, values)
+        return table
 
     def _texts(self, batch: Batch) -> List[Any]:
         """The text of each row; raises DirectNERError on a missing or non-string one unless on_bad_text="empty"."""

@@ -19,6 +19,7 @@ from spacy.tokens import Doc
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     BertConfig,
+    BertForSequenceClassification,
     BertForTokenClassification,
     PreTrainedTokenizerFast,
     RobertaConfig,
@@ -143,6 +144,27 @@ def _set_lookup_weights(model, embeddings, vocab, rules, labels, strength) -> No
         for token, rule in rules.items():
             label, weight = rule if isinstance(rule, tuple) else (rule, strength)
             model.classifier.weight[labels.index(label), slot_of[token]] = weight
+
+
+def make_sequence_classifier(path: Path, labels: List[str], multi_label: bool = False, seed: int = 0) -> Path:
+    """A 1-layer BERT sequence classifier with random, trained-looking weights and the
+    WordPiece tokenizer of conftest."""
+    tokenizer = train_tokenizer("wordpiece")
+    tokenizer.model_max_length = 64
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
+        problem_type="multi_label_classification" if multi_label else "single_label_classification",
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 2.0)
+        model.classifier.bias.uniform_(-1, 1)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
 
 
 @pytest.fixture(scope="session")

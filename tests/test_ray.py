@@ -18,11 +18,11 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import spacy  # noqa: E402
 
-from conftest import make_nlp  # noqa: E402
+from conftest import make_nlp, make_sequence_classifier  # noqa: E402
 from spacy_direct_use import DirectNERError  # noqa: E402
 from spacy_direct_use.annotate import main as annotate_main  # noqa: E402
 from spacy_direct_use.annotate import read_corpus  # noqa: E402
-from spacy_direct_use.ray import ENTITIES_TYPE, DirectNERPredictor  # noqa: E402
+from spacy_direct_use.ray import CATS_TYPE, ENTITIES_TYPE, DirectNERPredictor  # noqa: E402
 
 TEXTS_WITH_ENTITIES = [f"Angela Merkel met Jane Doe in Paris on day {i} ." for i in range(12)] + [
     "The United Nations moved from London to Berlin .",
@@ -87,6 +87,20 @@ def test_predictor_keeps_columns_and_equals_nlp_pipe(pipeline_dir, batch_format)
     assert entities == expected_entities(pipeline_dir, texts)
     assert all(entities[: len(TEXTS_WITH_ENTITIES)])
     assert entities[len(TEXTS_WITH_ENTITIES):] == [[]] * len(TEXTS_WITHOUT_ENTITIES)
+
+
+def test_a_pipeline_with_direct_textcat_gets_a_cats_column(bert_dir, tmp_path):
+    nlp = make_nlp(bert_dir)
+    model = make_sequence_classifier(tmp_path / "sentiment", ["NEGATIVE", "POSITIVE"])
+    nlp.add_pipe("direct_textcat", config={"model": str(model)})
+    nlp.to_disk(tmp_path / "pipeline")
+    texts = TEXTS_WITH_ENTITIES + TEXTS_WITHOUT_ENTITIES
+    out = DirectNERPredictor(str(tmp_path / "pipeline"))(pa.table({"text": texts}))
+    assert out.column_names == ["text", "entities", "cats"] and out.schema.field("cats").type == CATS_TYPE
+    expected = [[{"label": k, "score": v} for k, v in doc.cats.items()] for doc in spacy.load(tmp_path / "pipeline").pipe(texts)]
+    got = out.column("cats").to_pylist()
+    assert [[c["label"] for c in row] for row in got] == [["NEGATIVE", "POSITIVE"]] * len(texts)
+    assert [[round(c["score"], 5) for c in row] for row in got] == [[round(c["score"], 5) for c in row] for row in expected]
 
 
 def test_batch_without_entities_has_the_fixed_schema(pipeline_dir, tmp_path):

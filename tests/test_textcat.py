@@ -11,35 +11,14 @@ import spacy
 import torch
 from spacy.tokens import Doc
 from spacy.training import Example
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import CORPUS, train_tokenizer
+from conftest import CORPUS, make_sequence_classifier
 from spacy_direct_use import DirectNERError, DirectTextCat
 
 LABELS = ["NEGATIVE", "POSITIVE"]
 TOPICS = ["sports", "politics", "business"]
 SENTENCES = CORPUS[:4]
-
-
-def make_sequence_classifier(path: Path, labels: List[str], multi_label: bool = False, seed: int = 0) -> Path:
-    """A 1-layer BERT sequence classifier with random, trained-looking weights and the
-    WordPiece tokenizer of conftest."""
-    tokenizer = train_tokenizer("wordpiece")
-    tokenizer.model_max_length = 64
-    config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
-        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
-        problem_type="multi_label_classification" if multi_label else "single_label_classification",
-    )  # fmt: skip
-    torch.manual_seed(seed)
-    model = BertForSequenceClassification(config).eval()
-    with torch.no_grad():
-        model.classifier.weight.normal_(0, 2.0)
-        model.classifier.bias.uniform_(-1, 1)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
