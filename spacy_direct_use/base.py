@@ -207,6 +207,22 @@ class DirectPipe(Pipe):
         ]
         return ids, alignments
 
+    def _piece_probs(self, docs: List[Doc]) -> Tuple[List[TokenAlignment], List[np.ndarray]]:
+        """A token classifier's probabilities for every sub-word of each Doc, (n_pieces,
+        n_labels), each from the window where it is furthest from an edge."""
+        runner = self._ensure_loaded()
+        clock = time.perf_counter()
+        ids, alignments = self._encode(docs, runner)
+        windows = [self._windows(doc, alignment, runner.content_length) for doc, alignment in zip(docs, alignments)]
+        flat = [(i, w) for i, doc_windows in enumerate(windows) for w in doc_windows]
+        self._tick("tokenize", clock)
+        window_probs = self._forward(runner, ids, flat)
+        n_labels = len(self._model_labels)
+        doc_probs = [np.zeros((len(doc_ids), n_labels), dtype=np.float32) for doc_ids in ids]
+        for (i, (start, _, core_start, core_end)), probs in zip(flat, window_probs):
+            doc_probs[i][core_start:core_end] = probs[core_start - start : core_end - start]
+        return alignments, doc_probs
+
     def _forward(self, runner: ClassifierRunner, ids: List[np.ndarray], windows: List[Tuple[int, Window]]) -> List[np.ndarray]:
         """The probabilities of each (Doc index, window)."""
         clock = time.perf_counter()

@@ -147,6 +147,12 @@ class Errors(metaclass=ErrorsWithCodes):
         "'{name}' has {outputs} outputs. Give exactly one tag per output, in id "
         "order: config={{\"id2label\": [\"O\", \"B-PER\", ...]}}."
     )
+    E029 = (
+        "[direct_ner] direct_tagger was asked to write token.pos_, which spaCy keeps "
+        "to the 17 UPOS tags, but '{name}' has other labels: {labels}. Write them to "
+        "token.tag_ instead: config={{\"attribute\": \"tag\"}}, or map them to UPOS "
+        "with label_map, e.g. config={{\"label_map\": {{\"NN\": \"NOUN\"}}}} (UPOS: {upos})."
+    )
     E025 = (
         "[direct_ner] overwrite_ents=true and ents_filter={ents_filter} both say how "
         "the model's entities merge with a Doc's. Set only one: overwrite_ents=true "

@@ -9,6 +9,8 @@ from .base import deserializing
 from .loading import check_model_path
 from .ner import DEFAULT_CONFIG as NER_CONFIG
 from .ner import DirectNER, EntsFilter
+from .tagger import DEFAULT_CONFIG as TAGGER_CONFIG
+from .tagger import DirectTagger
 from .textcat import DEFAULT_CONFIG as TEXTCAT_CONFIG
 from .textcat import DirectTextCat
 
@@ -145,6 +147,66 @@ def make_direct_textcat(
         max_sentences_per_window=max_sentences_per_window,
         label_map=label_map,
         spans_key=spans_key,
+        threshold=threshold,
+        device=device,
+        precision=precision,
+        trust_remote_code=trust_remote_code,
+        check_head=check_head,
+        scorer=scorer,
+    )
+
+
+@Language.factory(
+    "direct_tagger",
+    default_config=TAGGER_CONFIG,
+    assigns=["token.pos", "token.tag", "token.morph"],
+    default_score_weights={"pos_acc": 1.0, "tag_acc": None, "morph_acc": None, "morph_per_feat": None},
+)
+def make_direct_tagger(
+    nlp: Language,
+    name: str,
+    model: Optional[str],
+    revision: Optional[str],
+    tokenizer: Optional[str],
+    id2label: Optional[List[str]],
+    attribute: Optional[str],
+    forward_batch_size: int,
+    forward_batch_tokens: Optional[int],
+    pack_windows: bool,
+    window_size: int,
+    window_overlap: int,
+    window_mode: str,
+    max_sentences_per_window: int,
+    aggregation: str,
+    label_map: Dict[str, Optional[str]],
+    overwrite: bool,
+    threshold: float,
+    device: Optional[str],
+    precision: str,
+    trust_remote_code: bool,
+    check_head: bool,
+    scorer: Optional[Callable],
+) -> DirectTagger:
+    """Run a fine-tuned Hugging Face token classifier and write its tags to token.pos_, .tag_ or .morph."""
+    _check_model(model)
+    return DirectTagger(
+        nlp.vocab,
+        name=name,
+        model=model,
+        revision=revision,
+        tokenizer=tokenizer,
+        id2label=id2label,
+        attribute=attribute,
+        forward_batch_size=forward_batch_size,
+        forward_batch_tokens=forward_batch_tokens,
+        pack_windows=pack_windows,
+        window_size=window_size,
+        window_overlap=window_overlap,
+        window_mode=window_mode,
+        max_sentences_per_window=max_sentences_per_window,
+        aggregation=aggregation,
+        label_map=label_map,
+        overwrite=overwrite,
         threshold=threshold,
         device=device,
         precision=precision,

@@ -164,18 +164,8 @@ class DirectNER(DirectPipe):
 
     def predict(self, docs: List[Doc]) -> List[List[Entity]]:
         """(start token, end token, label, confidence) for each Doc's entities."""
-        runner = self._ensure_loaded()
+        alignments, doc_probs = self._piece_probs(docs)
         clock = time.perf_counter()
-        ids, alignments = self._encode(docs, runner)
-        windows = [self._windows(doc, alignment, runner.content_length) for doc, alignment in zip(docs, alignments)]
-        flat = [(i, w) for i, doc_windows in enumerate(windows) for w in doc_windows]
-        self._tick("tokenize", clock)
-        window_probs = self._forward(runner, ids, flat)
-        clock = time.perf_counter()
-        n_labels = len(self._scheme.labels)
-        doc_probs = [np.zeros((len(doc_ids), n_labels), dtype=np.float32) for doc_ids in ids]
-        for (i, (start, _, core_start, core_end)), probs in zip(flat, window_probs):
-            doc_probs[i][core_start:core_end] = probs[core_start - start : core_end - start]
         predictions = [self._decode(alignment, probs) for alignment, probs in zip(alignments, doc_probs)]
         self._tick("decode", clock)
         return predictions

@@ -94,7 +94,8 @@ def make_lookup_model(
     strength: float = 1.0,
     max_positions: int = 64,
 ) -> Path:
-    """Save a token classifier to `path` that tags each sub-word in `rules` with its label, others 'O'.
+    """Save a token classifier to `path` that tags each sub-word in `rules` with its label, others
+    'O' (or the first label where there is no 'O').
 
     Rules name sub-words as the tokenizer spells them (e.g. 'paris', '##ians', 'ĠParis')
     and give a label, or (label, strength) to override `strength`, which scales
@@ -139,7 +140,8 @@ def _set_lookup_weights(model, embeddings, vocab, rules, labels, strength) -> No
             embeddings.word_embeddings.weight[token_id, slot_of.get(token, 0)] = 1.0
         model.classifier.weight.zero_()
         model.classifier.bias.zero_()
-        outside = next(i for i, label in enumerate(labels) if label.upper() == "O")
+        # sub-words without a rule: 'O', or the first label of a set without one (a tag set)
+        outside = next((i for i, label in enumerate(labels) if label.upper() == "O"), 0)
         model.classifier.weight[outside, 0] = strength
         for token, rule in rules.items():
             label, weight = rule if isinstance(rule, tuple) else (rule, strength)

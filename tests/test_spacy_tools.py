@@ -10,7 +10,7 @@ import spacy
 from spacy.training import Example
 from spacy.util import fix_random_seed
 
-from conftest import make_lookup_model, train_tokenizer
+from conftest import make_lookup_model, make_sequence_classifier, train_tokenizer
 
 TEXT = "Angela Merkel paid 300 dollars in Paris on Monday ."
 ONTONOTES = {"PER": "PERSON", "LOC": "GPE"}  # the README's label_map (MISC stays MISC)
@@ -228,6 +228,7 @@ def test_spacy_package_builds_a_wheel_that_requires_only_this_package(bert_dir, 
     pytest.importorskip("build")
     nlp = spacy.blank("en")
     nlp.add_pipe("direct_ner", config={"model": str(bert_dir)})
+    nlp.add_pipe("direct_textcat", config={"model": str(make_sequence_classifier(tmp_path / "sentiment", ["NEG", "POS"]))})
     nlp.meta["name"] = "direct_ner_demo"
     nlp.to_disk(tmp_path / "pipeline")
     (tmp_path / "packages").mkdir()
@@ -240,5 +241,5 @@ def test_spacy_package_builds_a_wheel_that_requires_only_this_package(bert_dir, 
         modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
     requirements = sorted(line.split(":", 1)[1].split("<")[0].split(">")[0].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:"))
     assert requirements == ["spacy", "spacy-direct-use"], metadata
-    weights = [name for name in modes if name.endswith("direct_ner/model/model.safetensors")]
-    assert weights and all(modes[name] & 0o444 == 0o444 for name in modes), {n: oct(m) for n, m in modes.items()}
+    weights = [name for name in modes if name.endswith(("direct_ner/model/model.safetensors", "direct_textcat/model/model.safetensors"))]
+    assert len(weights) == 2 and all(modes[name] & 0o444 == 0o444 for name in modes), {n: oct(m) for n, m in modes.items()}
