@@ -28,10 +28,12 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 
 
 def read_gold(path: Path, vocab: Optional[Vocab] = None, granularity: str = "sentence", max_docs: int = 0) -> List[Doc]:
-    """Gold Docs from a .spacy file, or from a CoNLL-2003 file (one Doc per sentence or
-    article); the first `max_docs` if > 0."""
+    """Gold Docs from a .spacy file (or a directory of them, as `spacy convert` writes), or
+    from a CoNLL-2003 file (one Doc per sentence or article); the first `max_docs` if > 0."""
     vocab = vocab or Vocab()
-    if Path(path).suffix == ".spacy":
+    if Path(path).is_dir():
+        docs = [doc for file in sorted(Path(path).glob("*.spacy")) for doc in DocBin().from_disk(file).get_docs(vocab)]
+    elif Path(path).suffix == ".spacy":
         docs = list(DocBin().from_disk(path).get_docs(vocab))
     else:
         docs = read_docs(path, vocab, granularity=granularity)

@@ -1,4 +1,4 @@
-"""Score an assembled direct_ner pipeline on a gold .spacy corpus.
+"""Score an assembled pipeline (direct_ner, direct_tagger, ...) on a gold .spacy corpus.
 
 Predicted Docs are built from the gold words and spaces (no sentence boundaries
 unless --gold-sents), so scores measure the component, not the tokenizer.
@@ -130,15 +130,21 @@ def main() -> None:
     examples = predict(nlp, read_gold(args.data, nlp.vocab), args.batch_size, args.gold_sents)
     scores = score(nlp, examples)
     print(f"\n{args.data}: {len(examples)} docs")
-    prf = " / ".join(f"{scores.get(f'ents_{k}') or 0.0:.4f}" for k in "prf")
-    print(f"NER P / R / F: {prf}")
-    handle_scores_per_type(scores, silent=False)
-    report = bio_report(examples)
-    print("Token-level IOB2 report (O included: its micro average counts every token, so it reads far higher than entity F1):")
-    print(format_report(report))
+    for key in ("pos_acc", "tag_acc", "morph_acc", "cats_score"):
+        if scores.get(key) is not None:
+            print(f"{key}: {scores[key]:.4f}")
+    report = None
+    if "ents_f" in scores:
+        prf = " / ".join(f"{scores.get(f'ents_{k}') or 0.0:.4f}" for k in "prf")
+        print(f"NER P / R / F: {prf}")
+        handle_scores_per_type(scores, silent=False)
+        report = bio_report(examples)
+        print("Token-level IOB2 report (O included: its micro average counts every token, so it reads far higher than entity F1):")
+        print(format_report(report))
     if args.output:
         metrics = evaluate_output(scores)
-        metrics["token_report"] = report
+        if report is not None:
+            metrics["token_report"] = report
         metrics["tag_schemes"] = {name: pipe.tag_scheme for name, pipe in nlp.pipeline if hasattr(pipe, "tag_scheme")}
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -10,7 +10,9 @@
 
 Each actor loads the pipeline once; every batch keeps its columns and gains `entities`
 (ENTITIES_TYPE: the same Arrow type in every batch, so Parquet files always agree), and
-`cats` (CATS_TYPE: every label with its probability) where the pipeline has a direct_textcat.
+`cats` (CATS_TYPE: every label with its probability) where the pipeline has a direct_textcat,
+and `tokens` (TOKENS_TYPE: each token's offsets, text, pos, tag and morph) where it has a
+direct_tagger.
 Needs the `ray` extra: pip install "spacy-direct-use[ray]".
 """
 from typing import Any, Dict, List, Optional
@@ -25,6 +27,7 @@ from spacy.tokens import Doc
 from .errors import DirectNERError, Errors
 from .base import DirectPipe
 from .ner import DirectNER
+from .tagger import DirectTagger
 from .textcat import DirectTextCat
 
 ON_BAD_TEXT = ("raise", "empty")
@@ -41,6 +44,10 @@ ENTITIES_TYPE = pa.list_(ENTITY_TYPE)
 ENTITIES_COLUMN = "entities"
 CATS_TYPE = pa.list_(pa.struct([("label", pa.string()), ("score", pa.float64())]))
 CATS_COLUMN = "cats"
+TOKENS_TYPE = pa.list_(
+    pa.struct([(name, pa.int64()) for name in ("start_char", "end_char")] + [(name, pa.string()) for name in ("text", "pos", "tag", "morph")])
+)
+TOKENS_COLUMN = "tokens"
 Batch = Any  # what map_batches hands over: pyarrow.Table, pandas.DataFrame or dict of numpy arrays
 
 
@@ -77,7 +84,7 @@ class DirectNERPredictor:
         self.text_key = text_key
         self.on_bad_text = on_bad_text
         self.spans_keys = []
-        self.with_cats = False
+        self.with_cats = self.with_tokens = False
         for _, component in self.nlp.pipeline:
             if isinstance(component, DirectPipe):
                 if use_gpu and component.cfg["device"] is None:
@@ -86,20 +93,29 @@ class DirectNERPredictor:
             if isinstance(component, DirectNER) and component.cfg["spans_key"]:
                 self.spans_keys.append(component.cfg["spans_key"])
             self.with_cats |= isinstance(component, DirectTextCat)
+            self.with_tokens |= isinstance(component, DirectTagger)
 
     def __call__(self, batch: Batch) -> pa.Table:
         texts = self._texts(batch)
         good = [i for i, text in enumerate(texts) if isinstance(text, str)]
         entities: List[List[Dict[str, Any]]] = [[] for _ in texts]
         cats: List[List[Dict[str, Any]]] = [[] for _ in texts]
+        tokens: List[List[Dict[str, Any]]] = [[] for _ in texts]
         for i, doc in zip(good, self.nlp.pipe([texts[i] for i in good], batch_size=max(len(good), 1))):
             entities[i] = self._entities(doc)
             cats[i] = [{"label": label, "score": float(score)} for label, score in doc.cats.items()]
+            if self.with_tokens:
+                tokens[i] = [
+                    {"start_char": t.idx, "end_char": t.idx + len(t), "text": t.text, "pos": t.pos_, "tag": t.tag_, "morph": str(t.morph)}
+                    for t in doc
+                ]
         # Ray's own batch -> block conversion (pandas, numpy dicts with tensor columns, Arrow)
         table = BlockAccessor.for_block(BlockAccessor.batch_to_block(batch)).to_arrow()
         added = {ENTITIES_COLUMN: pa.array(entities, type=ENTITIES_TYPE)}
         if self.with_cats:
             added[CATS_COLUMN] = pa.array(cats, type=CATS_TYPE)
+        if self.with_tokens:
+            added[TOKENS_COLUMN] = pa.array(tokens, type=TOKENS_TYPE)
         table = table.drop_columns([c for c in added if c in table.column_names])  # annotating annotated data replaces them
         for column, values in added.items():
             table = table.append_column(column, values)

@@ -18,11 +18,11 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import spacy  # noqa: E402
 
-from conftest import make_nlp, make_sequence_classifier  # noqa: E402
+from conftest import make_lookup_model, make_nlp, make_sequence_classifier  # noqa: E402
 from spacy_direct_use import DirectNERError  # noqa: E402
 from spacy_direct_use.annotate import main as annotate_main  # noqa: E402
 from spacy_direct_use.annotate import read_corpus  # noqa: E402
-from spacy_direct_use.ray import CATS_TYPE, ENTITIES_TYPE, DirectNERPredictor  # noqa: E402
+from spacy_direct_use.ray import CATS_TYPE, ENTITIES_TYPE, TOKENS_TYPE, DirectNERPredictor  # noqa: E402
 
 TEXTS_WITH_ENTITIES = [f"Angela Merkel met Jane Doe in Paris on day {i} ." for i in range(12)] + [
     "The United Nations moved from London to Berlin .",
@@ -101,6 +101,19 @@ def test_a_pipeline_with_direct_textcat_gets_a_cats_column(bert_dir, tmp_path):
     got = out.column("cats").to_pylist()
     assert [[c["label"] for c in row] for row in got] == [["NEGATIVE", "POSITIVE"]] * len(texts)
     assert [[round(c["score"], 5) for c in row] for row in got] == [[round(c["score"], 5) for c in row] for row in expected]
+
+
+def test_a_pipeline_with_direct_tagger_gets_a_tokens_column(tmp_path):
+    rules = {"angela": "PROPN", "merkel": "PROPN", "paris": "PROPN", "to": "ADP"}
+    model = make_lookup_model(tmp_path / "upos", rules, labels=["NOUN", "PROPN", "ADP"], strength=4.0)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_tagger", config={"model": str(model)})
+    nlp.to_disk(tmp_path / "pipeline")
+    out = DirectNERPredictor(str(tmp_path / "pipeline"))(pa.table({"text": ["Angela Merkel flew to Paris", ""]}))
+    assert out.schema.field("tokens").type == TOKENS_TYPE
+    first, empty = out.column("tokens").to_pylist()
+    assert [(t["text"], t["pos"]) for t in first] == [("Angela", "PROPN"), ("Merkel", "PROPN"), ("flew", "NOUN"), ("to", "ADP"), ("Paris", "PROPN")]
+    assert first[4]["start_char"] == 22 and empty == []
 
 
 def test_batch_without_entities_has_the_fixed_schema(pipeline_dir, tmp_path):
