@@ -1,11 +1,11 @@
 """Every direct_* factory in one place (as spaCy 3.8's pipeline/factories.py): each takes a
 fine-tuned Hugging Face checkpoint and needs no training step. Registered with spaCy
 through the `spacy_factories` entry points in setup.cfg."""
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Type
 
 from spacy.language import Language
 
-from .base import deserializing
+from .base import DirectPipe, deserializing
 from .loading import check_model_path
 from .ner import DEFAULT_CONFIG as NER_CONFIG
 from .ner import DirectNER, EntsFilter
@@ -28,10 +28,15 @@ CATS_SCORE_WEIGHTS = {
 }  # spaCy's textcat's
 
 
-def _check_model(model: Optional[str]) -> None:
-    """A local path that is wrong fails at add_pipe, not at the first document."""
-    if model and not deserializing():
-        check_model_path(model)
+def _build(cls: Type[DirectPipe], settings: Dict[str, Any]) -> DirectPipe:
+    """The component from its factory's arguments (the factory's `locals()`, which spaCy
+    has filled and validated from the config). A local model path that is wrong fails
+    here, at add_pipe, not at the first document."""
+    settings = dict(settings)
+    nlp = settings.pop("nlp")
+    if settings["model"] and not deserializing():
+        check_model_path(settings["model"])
+    return cls(nlp.vocab, **settings)
 
 
 @Language.factory(
@@ -68,34 +73,7 @@ def make_direct_ner(
     scorer: Optional[Callable],
 ) -> DirectNER:
     """Run a fine-tuned Hugging Face token classifier and write its entities to doc.ents."""
-    _check_model(model)
-    return DirectNER(
-        nlp.vocab,
-        name=name,
-        model=model,
-        revision=revision,
-        tokenizer=tokenizer,
-        id2label=id2label,
-        tag_scheme=tag_scheme,
-        forward_batch_size=forward_batch_size,
-        forward_batch_tokens=forward_batch_tokens,
-        pack_windows=pack_windows,
-        window_size=window_size,
-        window_overlap=window_overlap,
-        window_mode=window_mode,
-        max_sentences_per_window=max_sentences_per_window,
-        aggregation=aggregation,
-        label_map=label_map,
-        overwrite_ents=overwrite_ents,
-        ents_filter=ents_filter,
-        spans_key=spans_key,
-        threshold=threshold,
-        device=device,
-        precision=precision,
-        trust_remote_code=trust_remote_code,
-        check_head=check_head,
-        scorer=scorer,
-    )
+    return _build(DirectNER, locals())
 
 
 @Language.factory(
@@ -129,31 +107,7 @@ def make_direct_textcat(
     scorer: Optional[Callable],
 ) -> DirectTextCat:
     """Run a fine-tuned Hugging Face sequence classifier and write its label probabilities to doc.cats."""
-    _check_model(model)
-    return DirectTextCat(
-        nlp.vocab,
-        name=name,
-        model=model,
-        revision=revision,
-        tokenizer=tokenizer,
-        id2label=id2label,
-        multi_label=multi_label,
-        forward_batch_size=forward_batch_size,
-        forward_batch_tokens=forward_batch_tokens,
-        pack_windows=pack_windows,
-        window_size=window_size,
-        window_overlap=window_overlap,
-        window_mode=window_mode,
-        max_sentences_per_window=max_sentences_per_window,
-        label_map=label_map,
-        spans_key=spans_key,
-        threshold=threshold,
-        device=device,
-        precision=precision,
-        trust_remote_code=trust_remote_code,
-        check_head=check_head,
-        scorer=scorer,
-    )
+    return _build(DirectTextCat, locals())
 
 
 @Language.factory(
@@ -188,29 +142,4 @@ def make_direct_tagger(
     scorer: Optional[Callable],
 ) -> DirectTagger:
     """Run a fine-tuned Hugging Face token classifier and write its tags to token.pos_, .tag_ or .morph."""
-    _check_model(model)
-    return DirectTagger(
-        nlp.vocab,
-        name=name,
-        model=model,
-        revision=revision,
-        tokenizer=tokenizer,
-        id2label=id2label,
-        attribute=attribute,
-        forward_batch_size=forward_batch_size,
-        forward_batch_tokens=forward_batch_tokens,
-        pack_windows=pack_windows,
-        window_size=window_size,
-        window_overlap=window_overlap,
-        window_mode=window_mode,
-        max_sentences_per_window=max_sentences_per_window,
-        aggregation=aggregation,
-        label_map=label_map,
-        overwrite=overwrite,
-        threshold=threshold,
-        device=device,
-        precision=precision,
-        trust_remote_code=trust_remote_code,
-        check_head=check_head,
-        scorer=scorer,
-    )
+    return _build(DirectTagger, locals())
