@@ -122,12 +122,13 @@ def main() -> None:
     parser.add_argument("--gpu-id", "-g", type=int, default=-1, help="GPU id, -1 for CPU")
     parser.add_argument("--batch-size", "-b", type=int, default=64, help="Docs per nlp.pipe batch")
     parser.add_argument(
-        "--gold-sents", action="store_true", help="Give the predicted Docs gold sentence starts"
+        "--gold-sents", nargs="?", const="true", default="false", choices=("true", "false"),
+        help="Give the predicted Docs gold sentence starts (article Docs read in the windows of sentence Docs)",
     )
     args = parser.parse_args()
 
     nlp = load_nlp(args.model, args.gpu_id)
-    examples = predict(nlp, read_gold(args.data, nlp.vocab), args.batch_size, args.gold_sents)
+    examples = predict(nlp, read_gold(args.data, nlp.vocab), args.batch_size, args.gold_sents == "true")
     scores = score(nlp, examples)
     print(f"\n{args.data}: {len(examples)} docs")
     for key in ("pos_acc", "tag_acc", "morph_acc", "cats_score"):

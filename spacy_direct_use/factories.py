@@ -65,6 +65,8 @@ def make_direct_ner(
     overwrite_ents: bool,
     ents_filter: EntsFilter,
     spans_key: Optional[str],
+    doc_consistency: bool,
+    doc_consistency_keep: float,
     threshold: float,
     device: Optional[str],
     precision: str,

@@ -16,6 +16,7 @@ its spelling, compound types (`ORG/PRS`) stay whole, and `O` may sit anywhere.
 """
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -150,6 +151,14 @@ class LabelScheme:
         allowed_start = np.array([_may_follow((OUTSIDE, None), b, has_begin, has_end) for b in parsed])
         allowed_end = np.array([not _is_open(p, t, has_end) for p, t in parsed])
         return cls(labels, tag_scheme, prefixes, types, type_ids, entity_types, allowed, allowed_start, allowed_end)
+
+    @cached_property
+    def type_matrix(self) -> np.ndarray:
+        """(K, n_types): 1 where label k is a tag of entity type t (P(type) = probs @ it)."""
+        matrix = np.zeros((len(self.labels), len(self.entity_types)), dtype=np.float32)
+        tagged = self.type_ids >= 0
+        matrix[np.flatnonzero(tagged), self.type_ids[tagged]] = 1.0
+        return matrix
 
     def is_valid(self, path: np.ndarray) -> bool:
         """Whether a label sequence obeys the scheme."""

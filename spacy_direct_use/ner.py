@@ -15,6 +15,7 @@ from spacy.tokens import Doc, Span, SpanGroup
 
 from .alignment import AGGREGATIONS, TokenAlignment, aggregate
 from .base import SHARED_CONFIG, DirectPipe, check_choice
+from .consistency import reconcile
 from .decoding import extract_entities, viterbi
 from .errors import DirectNERError, Errors
 from .inference import ClassifierRunner, encode_batch, fork_safe_torch
@@ -43,6 +44,8 @@ DEFAULT_CONFIG = {
     "overwrite_ents": False,
     "ents_filter": {"@misc": "spacy.prioritize_existing_ents_filter.v1"},
     "spans_key": "direct_ner",
+    "doc_consistency": False,
+    "doc_consistency_keep": 0.9,
     "scorer": {"@scorers": "spacy.ner_scorer.v1"},
 }
 
@@ -166,18 +169,23 @@ class DirectNER(DirectPipe):
         """(start token, end token, label, confidence) for each Doc's entities."""
         alignments, doc_probs = self._piece_probs(docs)
         clock = time.perf_counter()
-        predictions = [self._decode(alignment, probs) for alignment, probs in zip(alignments, doc_probs)]
+        predictions = [self._decode(doc, alignment, probs) for doc, alignment, probs in zip(docs, alignments, doc_probs)]
         self._tick("decode", clock)
         return predictions
 
-    def _decode(self, alignment: TokenAlignment, probs: np.ndarray) -> List[Entity]:
+    def _decode(self, doc: Doc, alignment: TokenAlignment, probs: np.ndarray) -> List[Entity]:
         tokens = alignment.tokens
         if len(tokens) == 0:
             return []
         token_probs = aggregate(probs, alignment, self.cfg["aggregation"])
         path = viterbi(token_probs, self._scheme)
+        mentions = extract_entities(path, token_probs, self._scheme)
+        if self.cfg["doc_consistency"]:
+            words = [doc[int(i)].text for i in tokens]
+            type_probs = token_probs @ self._scheme.type_matrix
+            mentions = reconcile(words, mentions, type_probs, self.cfg["doc_consistency_keep"])
         entities = []
-        for start, end, type_id, confidence in extract_entities(path, token_probs, self._scheme):
+        for start, end, type_id, confidence in mentions:
             label = self._type_labels[type_id]
             if label and confidence >= self.cfg["threshold"]:
                 entities.append((int(tokens[start]), int(tokens[end - 1]) + 1, label, confidence))
