@@ -45,7 +45,7 @@ DEFAULT_CONFIG = {
     "ents_filter": {"@misc": "spacy.prioritize_existing_ents_filter.v1"},
     "spans_key": "direct_ner",
     "doc_consistency": False,
-    "doc_consistency_keep": 0.9,
+    "doc_consistency_keep": 0.8,
     "scorer": {"@scorers": "spacy.ner_scorer.v1"},
 }
 
