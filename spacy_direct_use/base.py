@@ -46,13 +46,11 @@ SHARED_CONFIG: Dict[str, Any] = {
     "id2label": None,
     "forward_batch_size": 128,
     "forward_batch_tokens": None,
-    "pack_windows": True,
     "window_size": 128,
     "window_overlap": 16,
     "window_mode": "sentences",
     "max_sentences_per_window": 1,
     "label_map": {},
-    "threshold": 0.0,
     "device": None,
     "precision": "fp32",
     "trust_remote_code": False,
@@ -170,7 +168,7 @@ class DirectPipe(Pipe):
             self.cfg["precision"],
             self.cfg["forward_batch_size"],
             self.cfg["forward_batch_tokens"],
-            self.cfg["pack_windows"],
+            self.cfg.get("pack_windows", False),  # token heads only (ner, tagger)
             self._saved_int8(),
             per_token=self.TASK == "token",
             multi_label=self.multi_label(loaded),
@@ -362,5 +360,5 @@ def validate_shared_settings(cfg: Dict[str, Any]) -> None:
         raise DirectNERError(Errors.E035.format(device=cfg["device"]))  # a GPU from require_gpu: at load
     if not 0 <= cfg["window_overlap"] < cfg["window_size"]:
         raise DirectNERError(Errors.E011.format(overlap=cfg["window_overlap"], size=cfg["window_size"]))
-    if not 0.0 <= cfg["threshold"] <= 1.0:
+    if "threshold" in cfg and not 0.0 <= cfg["threshold"] <= 1.0:
         raise DirectNERError(Errors.E008.format(key="threshold", value=cfg["threshold"], options="a number in [0, 1]", example=0.5))

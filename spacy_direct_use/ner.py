@@ -40,10 +40,12 @@ Entity = Tuple[int, int, str, float]  # start token, end token, label, confidenc
 DEFAULT_CONFIG = {
     **SHARED_CONFIG,
     "tag_scheme": "auto",
+    "pack_windows": True,
     "aggregation": "first",
     "overwrite_ents": False,
     "ents_filter": {"@misc": "spacy.prioritize_existing_ents_filter.v1"},
     "spans_key": "direct_ner",
+    "threshold": 0.0,
     "doc_consistency": False,
     "doc_consistency_keep": 0.8,
     "scorer": {"@scorers": "spacy.ner_scorer.v1"},

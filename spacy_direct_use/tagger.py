@@ -37,6 +37,7 @@ UNREAD_VALUE = {"pos": "X", "tag": "XX", "morph": ""}
 DEFAULT_CONFIG = {
     **SHARED_CONFIG,
     "attribute": None,
+    "pack_windows": True,
     "aggregation": "first",
     "overwrite": True,
     "scorer": {"@scorers": "spacy_direct_use.tagger_scorer.v1"},

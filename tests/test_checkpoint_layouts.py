@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from conftest import WORDPIECE_RULES, ents, make_lookup_model, make_nlp
+from conftest import ents, make_lookup_model, make_nlp
 from spacy_direct_use import DirectNERError
 
 TEXT = "Angela Merkel flew to Paris to meet the United Nations."

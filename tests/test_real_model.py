@@ -120,10 +120,10 @@ def iob1_entities(tags, labels):
 def test_iob1_checkpoint_is_read_as_iob1(iob1_model_dir, conll_dir):
     """The IOB1 stand-in (CoNLL-2003's own tags, weights in fp16): "auto" reads it as
     IOB1, in fp32 on CPU, and its entities are the model's own first-piece predictions
-    read the conlleval way, on every sentence."""
+    read the conlleval way, on every one of the first 200 test sentences."""
     nlp = spacy.blank("en")
     nlp.add_pipe("direct_ner", config={"model": str(iob1_model_dir), "window_size": 512})
-    gold = read_docs(conll_dir / "eng.testb", nlp.vocab, "sentence")[:N_SENTENCES]
+    gold = read_docs(conll_dir / "eng.testb", nlp.vocab, "sentence")[: N_SENTENCES // 2]
     words = [[t.text for t in doc] for doc in gold]
     reference, scheme = word_level_reference(iob1_model_dir, words)
     docs = [Doc(nlp.vocab, words=w, spaces=[True] * (len(w) - 1) + [False]) for w in words]
@@ -132,6 +132,6 @@ def test_iob1_checkpoint_is_read_as_iob1(iob1_model_dir, conll_dir):
     assert pipe.tag_scheme == "iob1"
     assert {p.dtype for p in pipe._model.parameters()} == {torch.float32}
     expected = [iob1_entities(tags, scheme.labels) for tags in reference]
-    assert sum(len(e) for e in expected) > 500
+    assert sum(len(e) for e in expected) > 250
     differ = [i for i, (p, e) in enumerate(zip(predicted, expected)) if p != e]
     assert differ == [], f"sentences {differ[:5]} differ from the model's own IOB1 reading"
