@@ -161,8 +161,8 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     E026 = (
         "[direct_ner] The serialized direct_ner data holds a file named {name!r}, "
-        "which direct_ner's to_bytes never writes (only 'cfg' and relative paths "
-        "under 'model/', with no '..'). It was not written by direct_ner, or was tampered "
+        "which direct_ner's to_bytes never writes (only 'cfg', 'manifest.json' and "
+        "relative paths under 'model/', with no '..'). It was not written by direct_ner, or was tampered "
         "with; re-create it with nlp.to_bytes()."
     )
     E035 = (

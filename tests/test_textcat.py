@@ -144,6 +144,18 @@ def test_save_load_and_from_bytes(sentiment_dir, tmp_path):
     assert as_array(restored(SENTENCES[2]).cats, LABELS) == pytest.approx(as_array(expected, LABELS), abs=1e-6)
 
 
+def test_int8_on_cpu_close_to_fp32(sentiment_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    fp32 = textcat(sentiment_dir)
+    int8 = textcat(sentiment_dir, precision="int8")
+    for text in SENTENCES:
+        assert as_array(int8(text).cats, LABELS) == pytest.approx(as_array(fp32(text).cats, LABELS), abs=0.05)
+    int8.to_disk(tmp_path / "int8")
+    assert (tmp_path / "int8" / "direct_textcat" / "model" / "int8.onnx").exists()
+    reloaded = spacy.load(tmp_path / "int8")
+    assert as_array(reloaded(SENTENCES[0]).cats, LABELS) == pytest.approx(as_array(int8(SENTENCES[0]).cats, LABELS), abs=1e-5)
+
+
 def test_spacys_textcat_scores(sentiment_dir, topics_dir):
     nlp = textcat(sentiment_dir)
     examples = []
