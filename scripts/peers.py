@@ -20,7 +20,7 @@ Scores come from spaCy's NER scorer (`spacy.scorer.get_ner_prf`, what
 import argparse
 import json
 import warnings
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import spacy
 import torch
@@ -35,23 +35,27 @@ SKIP_WARNING = "Skipping annotation"  # hf_token_pipe drops entities it cannot a
 Peer = Tuple[Language, torch.nn.Module]  # a pipeline and the torch model it runs
 
 
-def hf_token_pipe(model_path: str, batch_size: int, strategy: str) -> Peer:
-    """spacy-huggingface-pipelines' hf_token_pipe; its HF pipeline batches batch_size texts."""
+def hf_token_pipe(model_path: str, batch_size: int, strategy: str, annotate: str = "ents") -> Peer:
+    """spacy-huggingface-pipelines' hf_token_pipe; its HF pipeline batches batch_size texts.
+    annotate: what it writes ("ents", or "pos" / "tag" for a tagger)."""
     import spacy_huggingface_pipelines  # noqa: F401
 
     nlp = spacy.blank("en")
-    config = {"model": model_path, "aggregation_strategy": strategy, "kwargs": {"batch_size": batch_size}}
+    config = {"model": model_path, "aggregation_strategy": strategy, "annotate": annotate, "kwargs": {"batch_size": batch_size}}
     pipe = nlp.add_pipe("hf_token_pipe", config=config)
     return nlp, pipe.hf_pipeline.model
 
 
-def spacy_wrap(model_path: str, batch_size: int) -> Peer:
+def spacy_wrap(model_path: str, batch_size: int, predictions_to: Optional[List[str]] = None) -> Peer:
     """spacy-wrap's token_classification_transformer: 128-wordpiece windows, batches of
-    at most batch_size * 128 padded wordpieces, "first" aggregation."""
+    at most batch_size * 128 padded wordpieces, "first" aggregation; predictions_to:
+    what it writes (None: it decides, entities for BIO labels; ["pos"] for a tagger)."""
     import spacy_wrap  # noqa: F401
 
     nlp = spacy.blank("en")
     config = {"model": {"name": model_path}, "aggregation_strategy": "first", "max_batch_items": 128 * batch_size}
+    if predictions_to:
+        config["predictions_to"] = predictions_to
     pipe = nlp.add_pipe("token_classification_transformer", config=config)
     return nlp, pipe.model.layers[0].shims[0]._model  # a private attribute of thinc's PyTorchShim
 

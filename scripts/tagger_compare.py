@@ -24,6 +24,8 @@ import torch
 from spacy.tokens import Doc
 from spacy.training.converters import conllu_to_docs
 
+import peers  # the peers' pipelines are built there
+
 Tagger = Callable[[List[Doc]], List[List[str]]]  # fresh Docs -> a UPOS tag (or "") per token
 
 
@@ -65,29 +67,11 @@ def direct_tagger(path: str, batch_size: int) -> Tagger:
     return spacy_tagger(nlp, batch_size)
 
 
-def hf_token_pipe(path: str, batch_size: int) -> Tagger:
-    import spacy_huggingface_pipelines  # noqa: F401
-
-    nlp = spacy.blank("en")
-    config = {"model": path, "annotate": "pos", "aggregation_strategy": "first", "kwargs": {"batch_size": batch_size}}
-    nlp.add_pipe("hf_token_pipe", config=config)
-    return spacy_tagger(nlp, batch_size)
-
-
-def spacy_wrap(path: str, batch_size: int) -> Tagger:
-    import spacy_wrap  # noqa: F401
-
-    nlp = spacy.blank("en")
-    config = {"model": {"name": path}, "predictions_to": ["pos"], "aggregation_strategy": "first"}
-    nlp.add_pipe("token_classification_transformer", config=config)
-    return spacy_tagger(nlp, batch_size)
-
-
 SYSTEMS: Dict[str, Callable[[str, int], Tagger]] = {
     "model": model_argmax,
     "direct_tagger": direct_tagger,
-    "hf_token_pipe": hf_token_pipe,
-    "spacy-wrap": spacy_wrap,
+    "hf_token_pipe": lambda path, b: spacy_tagger(peers.hf_token_pipe(path, b, "first", annotate="pos")[0], b),
+    "spacy-wrap": lambda path, b: spacy_tagger(peers.spacy_wrap(path, b, predictions_to=["pos"])[0], b),
 }
 
 
