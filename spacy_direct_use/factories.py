@@ -1,6 +1,10 @@
 """Every direct_* factory in one place (as spaCy 3.8's pipeline/factories.py): each takes a
 fine-tuned Hugging Face checkpoint and needs no training step. Registered with spaCy
-through the `spacy_factories` entry points in setup.cfg."""
+through the `spacy_factories` entry points in setup.cfg.
+
+Each factory spells out its settings, shared ones included, because spaCy fills and
+validates a component's config from its factory's typed signature (a `**kwargs`
+factory would accept any typo); the bodies are one `_build` call."""
 from typing import Any, Callable, Dict, List, Optional, Type
 
 from spacy.language import Language
