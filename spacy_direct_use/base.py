@@ -205,6 +205,10 @@ class DirectPipe(Pipe):
         ]
         return ids, alignments
 
+    def _mapped_labels(self, labels: Optional[List[str]] = None) -> List[Optional[str]]:
+        """The model's labels (or `labels`) after `label_map`, in id order; None where mapped away."""
+        return [self.cfg["label_map"].get(label, label) for label in (self._model_labels or [] if labels is None else labels)]
+
     def _piece_probs(self, docs: List[Doc]) -> Tuple[List[TokenAlignment], List[np.ndarray]]:
         """A token classifier's probabilities for every sub-word of each Doc, (n_pieces,
         n_labels), each from the window where it is furthest from an edge."""

@@ -199,9 +199,14 @@ def _may_follow(prev: Tuple[int, Optional[str]], nxt: Tuple[int, Optional[str]],
     return True
 
 
-def _check_labels(labels: List[str], name: str) -> None:
+def check_not_placeholders(labels: Sequence[str], name: str) -> None:
+    """Refuse labels named only LABEL_0, LABEL_1, ... (E019 names the id2label setting)."""
     if labels and all(_GENERIC.match(label) for label in labels):
-        raise DirectNERError(Errors.E019.format(name=name, labels=f"{labels[:3]}...", n=len(labels)))
+        raise DirectNERError(Errors.E019.format(name=name, labels=f"{list(labels[:3])}...", n=len(labels)))
+
+
+def _check_labels(labels: List[str], name: str) -> None:
+    check_not_placeholders(labels, name)
     if not any(label.upper() == "O" for label in labels):
         raise DirectNERError(Errors.E007.format(name=name, detail=f"no 'O' label among {labels}"))
     if len(set(labels)) != len(labels):

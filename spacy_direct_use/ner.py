@@ -102,24 +102,26 @@ class DirectNER(DirectPipe):
         """The checkpoint's labels in the scheme it was trained with: the tag_scheme
         setting, else the decision a saved pipeline holds, else what the labels say,
         else what the model predicts on PROBE_SENTENCES (logged, and saved by to_disk)."""
-        setting = normalize_tag_scheme(self.cfg["tag_scheme"])
         name = str(self._source)
-        if setting != "auto":
-            return LabelScheme.from_id2label(dict(enumerate(loaded.labels)), name, setting)
-        if self._decided_scheme is None:
-            scheme, why = scheme_from_labels(loaded.labels) or scheme_from_predictions(
-                self._probe_paths(runner), loaded.labels
+        setting = normalize_tag_scheme(self.cfg["tag_scheme"])
+        if setting == "auto":
+            if self._decided_scheme is None:
+                self._decided_scheme = self._decide_tag_scheme(name, loaded.labels, runner)
+            setting = self._decided_scheme["tag_scheme"]
+        return LabelScheme.from_id2label(dict(enumerate(loaded.labels)), name, setting)
+
+    def _decide_tag_scheme(self, name: str, labels: List[str], runner: ClassifierRunner) -> Dict[str, str]:
+        """tag_scheme "auto": what the labels say, else what the model predicts on PROBE_SENTENCES."""
+        scheme, why = scheme_from_labels(labels) or scheme_from_predictions(self._probe_paths(runner), labels)
+        if scheme is None:  # IOB2: what every fine-tuning script's conversion gives
+            scheme = "iob2"
+            logger.warning(
+                "direct_ner: '%s' read as iob2 (tag_scheme auto: %s). If it was trained on IOB1 "
+                "tags (CoNLL-2003's own files), set config={'tag_scheme': 'iob1'}", name, why
             )
-            if scheme is None:  # IOB2: what every fine-tuning script's conversion gives
-                scheme = "iob2"
-                logger.warning(
-                    "direct_ner: '%s' read as iob2 (tag_scheme auto: %s). If it was trained on IOB1 "
-                    "tags (CoNLL-2003's own files), set config={'tag_scheme': 'iob1'}", name, why
-                )
-            else:
-                logger.info("direct_ner: '%s' read as %s (tag_scheme auto: %s)", name, scheme, why)
-            self._decided_scheme = {"tag_scheme": scheme, "why": why}
-        return LabelScheme.from_id2label(dict(enumerate(loaded.labels)), name, self._decided_scheme["tag_scheme"])
+        else:
+            logger.info("direct_ner: '%s' read as %s (tag_scheme auto: %s)", name, scheme, why)
+        return {"tag_scheme": scheme, "why": why}
 
     @staticmethod
     def _probe_paths(runner: ClassifierRunner) -> List[np.ndarray]:

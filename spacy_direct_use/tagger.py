@@ -26,6 +26,7 @@ from .alignment import AGGREGATIONS, aggregate
 from .base import SHARED_CONFIG, DirectPipe, check_choice
 from .errors import DirectNERError, Errors
 from .inference import ClassifierRunner
+from .labels import check_not_placeholders
 from .loading import LoadedModel
 
 ATTRIBUTES = ("pos", "tag", "morph")
@@ -100,14 +101,10 @@ class DirectTagger(DirectPipe):
         """The tags written, after `label_map`, in the model's order."""
         return tuple(self._mapped_labels())
 
-    def _mapped_labels(self) -> List[str]:
-        return [self.cfg["label_map"].get(label, label) for label in self._model_labels or []]
-
     def check_labels(self, labels: List[str], name: str) -> None:
         """Placeholder names (LABEL_0 ...) are refused; `pos` takes UPOS tags only."""
-        if labels and all(re.fullmatch(r"LABEL_\d+", label) for label in labels):
-            raise DirectNERError(Errors.E019.format(name=name, labels=f"{labels[:3]}...", n=len(labels)))
-        mapped = [self.cfg["label_map"].get(label, label) for label in labels]
+        check_not_placeholders(labels, name)
+        mapped = self._mapped_labels(labels)
         if self.cfg["attribute"] == "pos" and not set(mapped) <= UPOS:
             other = sorted(set(mapped) - UPOS)
             raise DirectNERError(Errors.E029.format(name=name, labels=other[:8], upos=sorted(UPOS)))

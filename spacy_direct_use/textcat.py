@@ -78,9 +78,6 @@ class DirectTextCat(DirectPipe):
         """The categories written to doc.cats, after `label_map`, in the model's order."""
         return tuple(label for label in self._mapped_labels() if label)
 
-    def _mapped_labels(self) -> List[Optional[str]]:
-        return [self.cfg["label_map"].get(label, label) for label in self._model_labels or []]
-
     def score(self, examples, **kwargs) -> Dict[str, Any]:
         """spaCy's textcat scores (cats_score, cats_micro_f: accuracy for exclusive labels, per-label F)."""
         self._ensure_loaded()

@@ -77,6 +77,13 @@ def test_pos_for_labels_that_are_not_upos_is_refused(ptb_dir):
     assert [t.pos_ for t in doc][:4] == ["PROPN", "PROPN", "VERB", "PART"]
 
 
+def test_placeholder_labels_are_refused_and_id2label_names_them(tmp_path):
+    model = make_lookup_model(tmp_path / "m", {"paris": "LABEL_1"}, labels=["LABEL_0", "LABEL_1"], strength=4.0)
+    with pytest.raises(DirectNERError, match=r"E019.*\"id2label\""):
+        tagger(model)("Paris")
+    assert [t.tag_ for t in tagger(model, id2label=["other", "city"])("Paris is")] == ["city", "other"]
+
+
 def test_every_token_gets_a_tag(upos_dir):
     """Whitespace tokens get spaCy's SPACE; a token the tokenizer drops (a lone zero-width
     space, which the model never sees) gets UPOS X."""
