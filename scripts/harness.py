@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import spacy
 import torch
@@ -185,6 +185,18 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-docs", type=int, default=0, help="Use the first N docs per granularity (0: all)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all usable cores)")
     parser.add_argument("--gold-sents", action="store_true", help="Give the Docs gold sentence starts")
+
+
+def build_systems(makers: Dict[str, Callable[[str, int], Any]], names: str, model: str, batch_size: int) -> Dict[str, Any]:
+    """The systems named (comma-separated) in `makers`, each built for `model`; a peer
+    that is not installed is skipped with a note (keep the peers in a separate venv)."""
+    systems = {}
+    for name in names.split(","):
+        try:
+            systems[name] = makers[name](model, batch_size)
+        except ImportError as err:
+            print(f"skipped {name}: {err}")
+    return systems
 
 
 def granularities(choice: str) -> Tuple[str, ...]:

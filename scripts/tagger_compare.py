@@ -25,6 +25,7 @@ from spacy.tokens import Doc
 from spacy.training.converters import conllu_to_docs
 
 import peers  # the peers' pipelines are built there
+from harness import build_systems
 
 Tagger = Callable[[List[Doc]], List[List[str]]]  # fresh Docs -> a UPOS tag (or "") per token
 
@@ -87,12 +88,7 @@ def main() -> None:
     golds = list(conllu_to_docs(args.data.read_text(encoding="utf-8"), n_sents=1, no_print=True))
     gold_tags = [t.pos_ for doc in golds for t in doc]
     vocab = spacy.blank("en").vocab
-    systems = {}
-    for name in args.systems.split(","):
-        try:
-            systems[name] = SYSTEMS[name](args.model, args.batch_size)
-        except ImportError as err:
-            print(f"skipped {name}: {err}")
+    systems = build_systems(SYSTEMS, args.systems, args.model, args.batch_size)
     results: Dict[str, Dict[str, float]] = {}
     for _ in range(args.rounds):
         for name, tag in systems.items():

@@ -26,6 +26,7 @@ import spacy
 import torch
 
 from convert_sst2 import LABELS, read_sst2
+from harness import build_systems
 
 Classify = Callable[[Sequence[str]], List[str]]  # texts -> predicted labels
 
@@ -130,12 +131,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = read_sst2(args.data)
-    systems = {}
-    for name in args.systems.split(","):
-        try:
-            systems[name] = SYSTEMS[name](args.model, args.batch_size)
-        except ImportError as err:
-            print(f"skipped {name}: {err}")
+    systems = build_systems(SYSTEMS, args.systems, args.model, args.batch_size)
     report = {"sst2": run(systems, rows, args.rounds)}
     if args.long_docs:
         report["long_docs"] = run(systems, long_docs(rows, args.long_docs), 1)
