@@ -36,10 +36,13 @@ class PositionsIgnored(BertForTokenClassification):
 
 
 class MaskIgnored(BertForTokenClassification):
-    """Attends to the whole row: packed windows would see each other."""
+    """Attends to the whole row: packed windows would see each other. It passes an
+    all-ones mask rather than none, since transformers >= 5.25 builds a block mask
+    from restarted position_ids when it gets no mask (and would read packed rows right)."""
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, **kwargs):
-        return super().forward(input_ids=input_ids, position_ids=position_ids, **kwargs)
+        whole_row = torch.ones(input_ids.shape, dtype=torch.long)
+        return super().forward(input_ids=input_ids, attention_mask=whole_row, position_ids=position_ids, **kwargs)
 
 
 @pytest.fixture(scope="module")
