@@ -17,6 +17,7 @@ import numpy as np
 import srsly
 from spacy.language import Language
 from spacy.pipeline import Pipe, Sentencizer
+from spacy.attrs import IDX
 from spacy.strings import get_string_id
 from spacy.tokens import Doc
 from spacy.util import from_disk as util_from_disk
@@ -24,17 +25,22 @@ from spacy.util import make_tempdir, minibatch
 from spacy.util import to_disk as util_to_disk
 
 from .alignment import TokenAlignment, doc_words
-from .errors import DirectNERError, Errors
+from .errors import DirectUseError, Errors, examples_for, speaking_for, speaking_methods
 from .inference import DEFAULT_BATCH_TOKENS, PRECISIONS, ClassifierRunner, encode_batch, fork_safe_torch
+from .embedding import EmbeddingRunner, SentenceLayout, read_sentence_layout
 from .int8 import SAVED_FILE as SAVED_INT8_FILE
 from .int8 import Int8Classifier
-from .loading import TASKS, LoadedModel, load_classifier, quiet_transformers, read_labels, resolve_device
+from .loading import LoadedModel, load_classifier, quiet_transformers, read_labels, resolve_device
 from .manifest import MANIFEST_FILE, verify_manifest, write_manifest
 from .windows import WINDOW_MODES, Window, guess_sentence_starts, sentence_windows, strided_windows
 
 _LOAD_LOCK = threading.Lock()
 """Held while a model loads: one lock for all instances, as spaCy pickles a Pipe's
 __dict__ (spawned nlp.pipe workers) and a lock cannot be pickled; loads are rare."""
+
+SPEAKING_METHODS = ("__init__", "__call__", "predict", "set_annotations", "initialize", "_ensure_loaded", "score",
+                    "to_disk", "from_disk", "to_bytes", "from_bytes")  # fmt: skip
+"""Entry points whose messages name the component's factory (errors.speaking_for); pipe: per batch."""
 
 SAVED_TOP_FILES = ("cfg", MANIFEST_FILE)
 """The files to_disk writes beside the model/ directory."""
@@ -85,13 +91,19 @@ class DirectPipe(Pipe):
     """
 
     TASK = "token"
-    """The head to load: "token" or "sequence" (loading.TASKS)."""
+    """The head to load: "token", "sequence" or "embedding" (loading.TASKS)."""
+    CALL_SETTINGS: Tuple[str, ...] = ()
+    """Settings a call may change (nlp.pipe / nlp(...) with component_cfg)."""
     DEFAULT_CONFIG: Dict[str, Any] = SHARED_CONFIG
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        speaking_methods(cls, SPEAKING_METHODS)
 
     def __init__(self, vocab, name: str, *, model: Optional[str], scorer: Optional[Callable] = None, **cfg) -> None:
         if not model:
-            example = f'nlp.add_pipe("{self.factory_name()}", config={{"model": "{TASKS[self.TASK].example}"}})'
-            raise DirectNERError(Errors.E001.format(example=example))
+            example = f'nlp.add_pipe("{self.factory_name()}", config={{"model": "{examples_for(self.factory_name()).model}"}})'
+            raise DirectUseError(Errors.E001.format(example=example))
         self.vocab = vocab
         self.name = name
         settings = {k: v for k, v in self.DEFAULT_CONFIG.items() if k not in ("scorer", "ents_filter")}
@@ -106,6 +118,7 @@ class DirectPipe(Pipe):
         self._tokenizer = None
         self._runner: Optional[ClassifierRunner] = None
         self._stored_dtype = None
+        self._layout: Optional[SentenceLayout] = None  # how an encoder's output becomes one vector (embedding task)
         self._model_labels: Optional[List[str]] = self.cfg["id2label"] or _local_labels(self.cfg["model"])
 
     @classmethod
@@ -115,7 +128,11 @@ class DirectPipe(Pipe):
     # -- what a component adds ----------------------------------------------------------
 
     def check_labels(self, labels: List[str], name: str) -> None:
-        """Raise a DirectNERError for labels this component cannot use (before weights load)."""
+        """Raise a DirectUseError for labels this component cannot use (before weights load)."""
+
+    def task(self) -> str:
+        """The head to load for this component's settings (TASK unless a component decides)."""
+        return self.TASK
 
     def multi_label(self, loaded: LoadedModel) -> bool:
         """Whether the labels are independent (sigmoid) rather than exclusive (softmax)."""
@@ -146,9 +163,15 @@ class DirectPipe(Pipe):
         return self._runner
 
     def _load(self) -> ClassifierRunner:
+        task = self.task()
+        if task == "embedding" and self._layout is None:
+            self._layout = read_sentence_layout(
+                str(self._source), self.cfg["revision"], self._local_only,
+                self.cfg.get("pooling"), self.cfg.get("normalize"), self.factory_name(),
+            )  # fmt: skip
         loaded = load_classifier(
             self._source,
-            self.TASK,
+            task,
             self.factory_name(),
             self.check_labels,
             self.cfg["revision"],
@@ -157,10 +180,18 @@ class DirectPipe(Pipe):
             check_head=self.cfg["check_head"],
             tokenizer=None if self._local_only else self.cfg["tokenizer"],  # a saved pipeline holds its own
             id2label=self.cfg["id2label"],
+            subfolder=self._layout.subfolder if self._layout and not self._local_only else "",
         )
         device = resolve_device(self.cfg["device"])
         self._model, self._tokenizer = loaded.model.to(device), loaded.tokenizer
         self._stored_dtype, self._model_labels = loaded.stored_dtype, loaded.labels
+        if task == "embedding":
+            runner: ClassifierRunner = EmbeddingRunner(
+                loaded.model, loaded.tokenizer, device, self.cfg["precision"],
+                self.cfg["forward_batch_size"], self.cfg["forward_batch_tokens"], self._layout,
+            )  # fmt: skip
+            self.on_load(loaded, runner)
+            return runner
         runner = ClassifierRunner(
             loaded.model,
             loaded.tokenizer,
@@ -185,14 +216,43 @@ class DirectPipe(Pipe):
 
     # -- reading Docs ----------------------------------------------------------------
 
-    def __call__(self, doc: Doc) -> Doc:
-        return self.set_annotations([doc], self.predict([doc]))[0]
+    def __call__(self, doc: Doc, **call_settings: Any) -> Doc:
+        """Annotate one Doc; `call_settings` (CALL_SETTINGS) override the config for this call
+        (nlp(text, component_cfg={name: {...}}))."""
+        self._check_call_settings(call_settings)
+        return self.set_annotations([doc], self.predict([doc], **call_settings))[0]
 
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128, **call_settings: Any) -> Iterator[Doc]:
         """Annotate `batch_size` Docs at a time (spaCy's batch contract: a Doc comes out
-        before more are read); the windows of a batch are length-sorted together."""
+        before more are read); the windows of a batch are length-sorted together.
+        `call_settings` as in __call__ (nlp.pipe(texts, component_cfg={name: {...}}))."""
+        with speaking_for(self.factory_name()):
+            self._check_call_settings(call_settings)
         for docs in minibatch(stream, size=batch_size):
-            yield from self.set_annotations(docs, self.predict(docs))
+            with speaking_for(self.factory_name()):  # around each batch's work, never across a yield
+                annotated = self.set_annotations(docs, self.predict(docs, **call_settings))
+            yield from annotated
+
+    def _check_call_settings(self, call_settings: Dict[str, Any]) -> None:
+        unknown = sorted(set(call_settings) - set(self.CALL_SETTINGS))
+        if unknown:
+            raise DirectUseError(
+                Errors.E065.format(component=self.factory_name(), keys=unknown, allowed=list(self.CALL_SETTINGS) or "none")
+            )
+
+    def _encode_text(self, docs: List[Doc], runner: ClassifierRunner) -> Tuple[List[np.ndarray], List[TokenAlignment]]:
+        """Each Doc's sub-word ids from its running text, as the tokenizer reads a text
+        (sentence-transformers, transformers' pipelines), and which pieces lie in which
+        token (by character offsets)."""
+        encodings = runner.text_encoder.encode_batch([doc.text for doc in docs], add_special_tokens=False)
+        ids, alignments = [], []
+        for doc, encoding in zip(docs, encodings):
+            token_starts = doc.to_array([IDX]).reshape(-1)
+            piece_starts = np.array([start for start, _ in encoding.offsets], dtype=np.int64)
+            piece_tokens = np.clip(np.searchsorted(token_starts, piece_starts, side="right") - 1, 0, None)
+            ids.append(np.asarray(encoding.ids, dtype=np.int64))
+            alignments.append(TokenAlignment.from_word_ids(piece_tokens, np.arange(len(doc))))
+        return ids, alignments
 
     def _encode(self, docs: List[Doc], runner: ClassifierRunner) -> Tuple[List[np.ndarray], List[TokenAlignment]]:
         """Each Doc's sub-word ids, and which pieces belong to which of its tokens."""
@@ -289,11 +349,15 @@ class DirectPipe(Pipe):
         return self
 
     def _save_cfg(self, path: Path) -> None:
-        srsly.write_json(path, self.saved_state())
+        layout = {"sentence_layout": self._layout.to_dict()} if self._layout else {}
+        srsly.write_json(path, {**self.saved_state(), **layout})
 
     def _read_cfg(self, path: Path) -> None:
         if path.exists():  # pipelines saved before it was written have none
-            self.restore_state(srsly.read_json(path))
+            state = srsly.read_json(path)
+            if "sentence_layout" in state:
+                self._layout = SentenceLayout.from_dict(state["sentence_layout"])
+            self.restore_state(state)
 
     def _save_model(self, path: Path) -> None:
         """The checkpoint as loaded, its weights in the dtype they were stored in (an fp16
@@ -309,10 +373,13 @@ class DirectPipe(Pipe):
 
     def _use_saved_model(self, path: Path) -> None:
         if not (path / "model.safetensors").exists():
-            raise DirectNERError(Errors.E012.format(path=path))
+            raise DirectUseError(Errors.E012.format(path=path))
         self._source, self._local_only = path, True
         self._model = self._tokenizer = self._runner = None
         self._model_labels = read_labels(path)
+
+
+speaking_methods(DirectPipe, SPEAKING_METHODS)
 
 
 def _local_labels(model: str) -> Optional[List[str]]:
@@ -322,7 +389,7 @@ def _local_labels(model: str) -> Optional[List[str]]:
     path = Path(model).expanduser()
     try:
         return read_labels(path) if (path / "config.json").is_file() else None
-    except DirectNERError:
+    except DirectUseError:
         return None
 
 
@@ -341,14 +408,14 @@ def _saved_file_parts(name: str) -> Tuple[str, ...]:
     unsafe = any(p in ("", ".", "..") or "\\" in p or ":" in p for p in parts)
     known = (len(parts) >= 2 and parts[0] == "model") or (len(parts) == 1 and parts[0] in SAVED_TOP_FILES)
     if not known or path.is_absolute() or unsafe:
-        raise DirectNERError(Errors.E026.format(name=name))
+        raise DirectUseError(Errors.E026.format(name=name))
     return parts
 
 
 def check_choice(cfg: Dict[str, Any], key: str, options: Tuple[str, ...]) -> None:
     """Refuse a setting that is not one of `options`."""
     if cfg[key] not in options:
-        raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options=list(options), example=options[0]))
+        raise DirectUseError(Errors.E008.format(key=key, value=cfg[key], options=list(options), example=options[0]))
 
 
 def validate_shared_settings(cfg: Dict[str, Any]) -> None:
@@ -359,10 +426,10 @@ def validate_shared_settings(cfg: Dict[str, Any]) -> None:
             continue  # chosen by device
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             example = SHARED_CONFIG[key] or DEFAULT_BATCH_TOKENS["cpu"]
-            raise DirectNERError(Errors.E008.format(key=key, value=cfg[key], options="a positive integer", example=example))
+            raise DirectUseError(Errors.E008.format(key=key, value=cfg[key], options="a positive integer", example=example))
     if cfg["precision"] == "int8" and cfg["device"] is not None and not str(cfg["device"]).startswith("cpu"):
-        raise DirectNERError(Errors.E035.format(device=cfg["device"]))  # a GPU from require_gpu: at load
+        raise DirectUseError(Errors.E035.format(device=cfg["device"]))  # a GPU from require_gpu: at load
     if not 0 <= cfg["window_overlap"] < cfg["window_size"]:
-        raise DirectNERError(Errors.E011.format(overlap=cfg["window_overlap"], size=cfg["window_size"]))
+        raise DirectUseError(Errors.E011.format(overlap=cfg["window_overlap"], size=cfg["window_size"]))
     if "threshold" in cfg and not 0.0 <= cfg["threshold"] <= 1.0:
-        raise DirectNERError(Errors.E008.format(key="threshold", value=cfg["threshold"], options="a number in [0, 1]", example=0.5))
+        raise DirectUseError(Errors.E008.format(key="threshold", value=cfg["threshold"], options="a number in [0, 1]", example=0.5))

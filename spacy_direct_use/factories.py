@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Type
 from spacy.language import Language
 
 from .base import DirectPipe, deserializing
+from .errors import speaking_for
 from .loading import check_model_path
 from .ner import DEFAULT_CONFIG as NER_CONFIG
 from .ner import DirectNER, EntsFilter
@@ -17,6 +18,8 @@ from .tagger import DEFAULT_CONFIG as TAGGER_CONFIG
 from .tagger import DirectTagger
 from .textcat import DEFAULT_CONFIG as TEXTCAT_CONFIG
 from .textcat import DirectTextCat
+from .vectors import DEFAULT_CONFIG as VECTORS_CONFIG
+from .vectors import DirectVectors
 
 CATS_SCORE_WEIGHTS = {
     "cats_score": 1.0,
@@ -38,9 +41,10 @@ def _build(cls: Type[DirectPipe], settings: Dict[str, Any]) -> DirectPipe:
     here, at add_pipe, not at the first document."""
     settings = dict(settings)
     nlp = settings.pop("nlp")
-    if settings["model"] and not deserializing():
-        check_model_path(settings["model"])
-    return cls(nlp.vocab, **settings)
+    with speaking_for(cls.factory_name()):  # the component does not exist yet: its factory speaks
+        if settings["model"] and not deserializing():
+            check_model_path(settings["model"])
+        return cls(nlp.vocab, **settings)
 
 
 @Language.factory(
@@ -147,3 +151,37 @@ def make_direct_tagger(
 ) -> DirectTagger:
     """Run a fine-tuned Hugging Face token classifier and write its tags to token.pos_, .tag_ or .morph."""
     return _build(DirectTagger, locals())
+
+
+@Language.factory(
+    "direct_vectors",
+    default_config=VECTORS_CONFIG,
+    assigns=["doc.user_data", "doc.user_hooks"],
+    default_score_weights={},
+)
+def make_direct_vectors(
+    nlp: Language,
+    name: str,
+    model: Optional[str],
+    revision: Optional[str],
+    tokenizer: Optional[str],
+    id2label: Optional[List[str]],
+    pooling: Optional[str],
+    normalize: Optional[bool],
+    token_vectors: bool,
+    forward_batch_size: int,
+    forward_batch_tokens: Optional[int],
+    window_size: int,
+    window_overlap: int,
+    window_mode: str,
+    max_sentences_per_window: int,
+    label_map: Dict[str, Optional[str]],
+    device: Optional[str],
+    precision: str,
+    trust_remote_code: bool,
+    check_head: bool,
+    scorer: Optional[Callable],
+) -> DirectVectors:
+    """Run a sentence-embedding checkpoint (sentence-transformers layout, or any encoder with
+    `pooling`) and write its vector of each Doc to doc.vector (and its tokens' to token.vector)."""
+    return _build(DirectVectors, locals())

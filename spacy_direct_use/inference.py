@@ -3,7 +3,7 @@ for a token classifier, per sequence for a sequence classifier)."""
 import contextlib
 import json
 import os
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -97,13 +97,16 @@ class ClassifierRunner:
         per_token: bool = True,
         multi_label: bool = False,
     ) -> None:
-        self.per_token, self.multi_label = per_token, multi_label
+        self.per_token = per_token
+        self.activation: Optional[str] = "sigmoid" if multi_label else "softmax"
+        """How logits become scores: "softmax", "sigmoid", or None (the logits themselves)."""
         self.model = int8_classifier(model, device, per_token, saved=saved_int8) if precision == "int8" else model
         self.device = device
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(device.type, DEFAULT_BATCH_TOKENS["cuda"])
         self.autocast_dtype = PRECISIONS[precision]
         self.encoder = word_encoder(tokenizer)
+        self.text_encoder = text_encoder(tokenizer)
         self.prefix, self.suffix = special_tokens(tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.max_length = model_max_length(model, tokenizer)
@@ -120,46 +123,68 @@ class ClassifierRunner:
 
     def predict(self, sequences: Sequence[np.ndarray]) -> List[np.ndarray]:
         """Probabilities for each id sequence: (len(seq), n_labels) per token, or (n_labels,)."""
-        inputs = [np.concatenate((self.prefix, seq, self.suffix)) for seq in sequences]
+        outputs = self.run([np.concatenate((self.prefix, seq, self.suffix)) for seq in sequences])
+        if not self.per_token:
+            return outputs
+        first = len(self.prefix)
+        return [out[first : first + len(seq)] for out, seq in zip(outputs, sequences)]
+
+    def run(self, inputs: Sequence[np.ndarray], type_ids: Optional[Sequence[np.ndarray]] = None) -> List[Any]:
+        """The model's output for each whole input (special tokens included): per position
+        for a token head (packed where the model allows), per input otherwise; `type_ids`
+        (token_type_ids, e.g. of a sentence pair) are passed where given."""
         lengths = [len(ids) for ids in inputs]
-        if self.mask_kind:  # no wider than the model's inputs (buffers such as token_type_ids end there)
+        if self.mask_kind and type_ids is None:  # no wider than the model's inputs (buffers such as token_type_ids end there)
             rows = pack_rows(lengths, min(PACK_WIDTH, self.max_length))
         else:
             rows = [[i] for i in range(len(inputs))]
         row_lengths = [sum(lengths[i] for i in row) for row in rows]
         order = sorted(range(len(rows)), key=row_lengths.__getitem__)
-        outputs: List[np.ndarray] = [None] * len(sequences)  # type: ignore[list-item]
+        outputs: List[Any] = [None] * len(inputs)
         for batch in length_batches(order, row_lengths, self.batch_size, self.batch_tokens):
             batch_rows = [[inputs[i] for i in rows[r]] for r in batch]
-            probs = self._forward(batch_rows)
-            for row_probs, r, row in zip(probs, batch, batch_rows):
-                if not self.per_token:
-                    outputs[rows[r][0]] = row_probs
+            batch_types = None if type_ids is None else [type_ids[rows[r][0]] for r in batch]
+            for result, r, row in zip(self._forward(batch_rows, batch_types), batch, batch_rows):
+                if len(row) == 1:
+                    outputs[rows[r][0]] = result[: len(row[0])] if self.per_token else result
                     continue
-                for i, (start, _) in zip(rows[r], row_starts(row)):
-                    start += len(self.prefix)
-                    outputs[i] = row_probs[start : start + len(sequences[i])]
+                for i, (start, seq) in zip(rows[r], row_starts(row)):
+                    outputs[i] = result[start : start + len(seq)]
         return outputs
 
-    def _forward(self, rows: List[List[np.ndarray]]) -> np.ndarray:
+    def _forward(self, rows: List[List[np.ndarray]], type_ids: Optional[List[np.ndarray]] = None) -> Sequence[Any]:
         if all(len(row) == 1 for row in rows):
-            model_inputs = self._padded_inputs([row[0] for row in rows])
+            model_inputs = self._padded_inputs([row[0] for row in rows], type_ids)
         else:
             model_inputs = packed_inputs(rows, self.pad_id, self.first_position, self.mask_kind)
         with torch.inference_mode(), self._autocast():
-            logits = self.model(**{key: self._to_device(t) for key, t in model_inputs.items()}).logits.float()
-            probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
-            return probs.cpu().numpy()
+            return self._outputs({key: self._to_device(t) for key, t in model_inputs.items()})
 
-    def _padded_inputs(self, sequences: List[np.ndarray]) -> Dict[str, torch.Tensor]:
-        """One sequence per row, padded to the longest, with the usual 2D mask."""
+    def _outputs(self, model_inputs: Dict[str, torch.Tensor]) -> np.ndarray:
+        """What each row gives: its label probabilities (per position for a token head), or
+        its logits where `activation` is None."""
+        logits = self.model(**model_inputs).logits.float()
+        if self.activation == "sigmoid":
+            logits = torch.sigmoid(logits)
+        elif self.activation == "softmax":
+            logits = torch.softmax(logits, dim=-1)
+        return logits.cpu().numpy()
+
+    def _padded_inputs(self, sequences: List[np.ndarray], type_ids: Optional[List[np.ndarray]] = None) -> Dict[str, torch.Tensor]:
+        """One sequence per row, padded to the longest, with the usual 2D mask (and token_type_ids where given)."""
         width = max(len(s) for s in sequences)
         input_ids = np.full((len(sequences), width), self.pad_id, dtype=np.int64)
         attention_mask = np.zeros((len(sequences), width), dtype=np.int64)
         for row, ids in enumerate(sequences):
             input_ids[row, : len(ids)] = ids
             attention_mask[row, : len(ids)] = 1
-        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
+        inputs = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
+        if type_ids is not None:
+            token_type_ids = np.zeros((len(sequences), width), dtype=np.int64)
+            for row, types in enumerate(type_ids):
+                token_type_ids[row, : len(types)] = types
+            inputs["token_type_ids"] = torch.from_numpy(token_type_ids)
+        return inputs
 
     def _probe(self) -> List[np.ndarray]:
         """Two short windows, special tokens included, for checking packing."""
@@ -222,6 +247,16 @@ def word_encoder(tokenizer) -> Tokenizer:
     state = json.loads(tokenizer.backend_tokenizer.to_str())
     _prefix_space_for_words(state.get("pre_tokenizer"))
     encoder = Tokenizer.from_str(json.dumps(state))
+    encoder.no_truncation()
+    encoder.no_padding()
+    return encoder
+
+
+def text_encoder(tokenizer) -> Tokenizer:
+    """A private copy of the fast tokenizer's backend that encodes running text as the
+    tokenizer itself does (sentence-transformers and transformers' pipelines read raw
+    text, not pre-split words), with nothing cut off."""
+    encoder = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     encoder.no_truncation()
     encoder.no_padding()
     return encoder

@@ -10,10 +10,10 @@ import srsly
 import torch
 import transformers
 from thinc.util import get_torch_default_device
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from .errors import DirectNERError, Errors
+from .errors import DirectUseError, Errors
 
 @dataclass(frozen=True)
 class Task:
@@ -35,7 +35,13 @@ TASKS: Dict[str, Task] = {
         "sequence classifier", AutoModelForSequenceClassification, "ForSequenceClassification",
         "direct_textcat", "distilbert-base-uncased-finetuned-sst-2-english",
     ),
+    "embedding": Task(
+        "sentence encoder", AutoModel, "",
+        "direct_vectors, or direct_textcat with labels", "sentence-transformers/all-MiniLM-L6-v2",
+    ),
 }  # fmt: skip
+"""A sentence encoder is any checkpoint's encoder (AutoModel drops a head): no head
+or label check applies to it."""
 
 NO_TOKENIZER_FILES = "no tokenizer files (tokenizer.json, vocab.txt, ...) that transformers can read"
 
@@ -62,6 +68,7 @@ def load_classifier(
     check_head: bool = True,
     tokenizer: Optional[str] = None,
     id2label: Optional[Sequence[str]] = None,
+    subfolder: str = "",
 ) -> LoadedModel:
     """Load a classifier with the head `task` needs (TASKS) for `component`, and refuse
     checkpoints that would give random or no predictions. The labels are checked
@@ -73,20 +80,24 @@ def load_classifier(
     direct_ner's to_disk; only safetensors weights are accepted from it. Weights
     stored in fp16/bf16 are cast to fp32 (what transformers 4 does, and 5 does not,
     as it loads with dtype="auto"), so a model runs alike on both and `precision`
-    alone decides autocast. Every failure is a DirectNERError that names the problem
+    alone decides autocast. Every failure is a DirectUseError that names the problem
     and the fix, never an exception from inside transformers.
     """
     name = str(name)
     check_model_path(name)
     local = _looks_local(name)
     kwargs = dict(revision=revision, trust_remote_code=trust_remote_code, local_files_only=local_only)
+    if subfolder:  # a sentence-transformers module directory such as 0_Transformer/
+        kwargs["subfolder"] = subfolder
     config = _from_pretrained(AutoConfig, name, local=local, **kwargs)
-    _check_architecture(name, config, TASKS[task], component)
-    if id2label is not None:
-        _set_labels(name, config, id2label)
-    _check_label_ids(name, config)
-    labels = [config.id2label[i] for i in range(len(config.id2label))]
-    if check_labels is not None:
+    classifier = bool(TASKS[task].suffix)
+    if classifier:
+        _check_architecture(name, config, TASKS[task], component)
+        if id2label is not None:
+            _set_labels(name, config, id2label)
+        _check_label_ids(name, config)
+    labels = [config.id2label[i] for i in range(len(config.id2label))] if classifier else []
+    if check_labels is not None and classifier:
         check_labels(labels, name)
     if tokenizer:
         check_path_exists(tokenizer)
@@ -99,9 +110,9 @@ def load_classifier(
             model, info = TASKS[task].auto_class.from_pretrained(
                 name, config=config, output_loading_info=True, **weights_kwargs
             )
-    except Exception as err:  # noqa: BLE001 - every failure becomes a DirectNERError
+    except Exception as err:  # noqa: BLE001 - every failure becomes a DirectUseError
         raise _weights_error(name, err, config.num_labels, TASKS[task], component) from None
-    if check_head:
+    if check_head and classifier:
         _check_head_trained(name, model, info)
     stored_dtype = _stored_dtype(config, model)
     model.float().eval()
@@ -123,7 +134,7 @@ def _stored_dtype(config, model) -> torch.dtype:
 def _set_labels(name: str, config, id2label: Sequence[str]) -> None:
     """Replace the config's labels by the `id2label` setting (e.g. over LABEL_0 ...)."""
     if len(id2label) != config.num_labels:
-        raise DirectNERError(Errors.E028.format(name=name, given=len(id2label), outputs=config.num_labels))
+        raise DirectUseError(Errors.E028.format(name=name, given=len(id2label), outputs=config.num_labels))
     config.id2label = dict(enumerate(id2label))
     config.label2id = {label: i for i, label in enumerate(id2label)}
 
@@ -149,13 +160,13 @@ def quiet_transformers(progress_bar: bool) -> Iterator[None]:
 
 def read_labels(model_dir: Union[str, Path]) -> List[str]:
     """The labels of a local checkpoint (or of a model direct_ner saved) in id order, from
-    its config.json alone; a DirectNERError naming the file if it is missing or damaged."""
+    its config.json alone; a DirectUseError naming the file if it is missing or damaged."""
     path = Path(model_dir) / "config.json"
     try:
         id2label = srsly.read_json(path)["id2label"]
         return [id2label[key] for key in sorted(id2label, key=int)]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise DirectNERError(Errors.E054.format(file=path, reason=_config_reason(path, err))) from None
+        raise DirectUseError(Errors.E054.format(file=path, reason=_config_reason(path, err))) from None
 
 
 def _config_reason(path: Path, err: BaseException) -> str:
@@ -175,22 +186,22 @@ def resolve_device(device: Optional[str]) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as err:
-        raise DirectNERError(Errors.E009.format(device=device, reason=f"it is not a device name ({_first_line(err)})")) from None
+        raise DirectUseError(Errors.E009.format(device=device, reason=f"it is not a device name ({_first_line(err)})")) from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise DirectNERError(Errors.E009.format(device=device, reason="torch finds no CUDA GPU"))
+        raise DirectUseError(Errors.E009.format(device=device, reason="torch finds no CUDA GPU"))
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        raise DirectNERError(
+        raise DirectUseError(
             Errors.E009.format(device=device, reason=f"only {torch.cuda.device_count()} GPU(s) are visible")
         )
     if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise DirectNERError(Errors.E009.format(device=device, reason="MPS is not available"))
+        raise DirectUseError(Errors.E009.format(device=device, reason="MPS is not available"))
     if resolved.type == "meta":
-        raise DirectNERError(Errors.E009.format(device=device, reason="the meta device holds no data to compute with"))
+        raise DirectUseError(Errors.E009.format(device=device, reason="the meta device holds no data to compute with"))
     if resolved.type not in ("cpu", "cuda", "mps"):
         try:
             torch.zeros(1, device=resolved)
         except Exception as err:  # noqa: BLE001 - e.g. a backend that is not installed
-            raise DirectNERError(
+            raise DirectUseError(
                 Errors.E009.format(device=device, reason=f"torch cannot use it ({_first_line(err)})")
             ) from None
     return resolved
@@ -203,7 +214,7 @@ def _looks_local(name: str) -> bool:
 def check_path_exists(name: str) -> None:
     """Refuse a local path (e.g. of the `tokenizer` setting) that does not exist."""
     if _looks_local(name) and not Path(name).expanduser().exists():
-        raise DirectNERError(Errors.E002.format(path=name))
+        raise DirectUseError(Errors.E002.format(path=name))
 
 
 def check_model_path(name: str) -> None:
@@ -213,13 +224,13 @@ def check_model_path(name: str) -> None:
     if not path.exists():
         return
     if path.is_file():
-        raise DirectNERError(
+        raise DirectUseError(
             Errors.E013.format(path=name, detail="it is a file, not a directory", hint=f"; did you mean '{path.parent}'?")
         )
-    if not (path / "config.json").is_file():
+    if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
         nested = _nested_model_dirs(path)
         hint = f"; did you mean {' or '.join(repr(str(d)) for d in nested)}?" if nested else ""
-        raise DirectNERError(Errors.E013.format(path=name, detail="the directory has no config.json", hint=hint))
+        raise DirectUseError(Errors.E013.format(path=name, detail="the directory has no config.json", hint=hint))
 
 
 def _nested_model_dirs(path: Path, limit: int = 3) -> list:
@@ -240,16 +251,16 @@ def _nested_model_dirs(path: Path, limit: int = 3) -> list:
 def _from_pretrained(cls, name: str, revision=None, local: bool = False, **kwargs):
     try:
         return cls.from_pretrained(name, revision=revision, **kwargs)
-    except Exception as err:  # noqa: BLE001 - every failure becomes a DirectNERError
+    except Exception as err:  # noqa: BLE001 - every failure becomes a DirectUseError
         if _needs_remote_code(err):
-            raise DirectNERError(Errors.E018.format(name=name)) from None
+            raise DirectUseError(Errors.E018.format(name=name)) from None
         if isinstance(err, ValueError):  # e.g. a model type this transformers does not know
-            raise DirectNERError(
+            raise DirectUseError(
                 Errors.E020.format(name=name, version=transformers.__version__, reason=_first_line(err))
             ) from None
         if local:
-            raise DirectNERError(Errors.E016.format(name=name, reason=_first_line(err))) from None
-        raise DirectNERError(Errors.E003.format(name=name, revision=revision or "main", reason=_first_line(err))) from None
+            raise DirectUseError(Errors.E016.format(name=name, reason=_first_line(err))) from None
+        raise DirectUseError(Errors.E003.format(name=name, revision=revision or "main", reason=_first_line(err))) from None
 
 
 def _load_tokenizer(name: str, **kwargs):
@@ -257,16 +268,16 @@ def _load_tokenizer(name: str, **kwargs):
         tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True, **kwargs)
     except Exception as err:  # noqa: BLE001 - missing files surface as ImportError, TypeError, ...
         if _needs_remote_code(err):
-            raise DirectNERError(Errors.E018.format(name=name)) from None
+            raise DirectUseError(Errors.E018.format(name=name)) from None
         reason = _first_line(err)
         if isinstance(err, (ImportError, TypeError)) or "protobuf" in str(err):
             reason = NO_TOKENIZER_FILES
-        raise DirectNERError(Errors.E014.format(name=name, reason=reason)) from None
+        raise DirectUseError(Errors.E014.format(name=name, reason=reason)) from None
     if tokenizer is None or not getattr(tokenizer, "is_fast", False):
-        raise DirectNERError(Errors.E006.format(name=name, cls=type(tokenizer).__name__))
+        raise DirectUseError(Errors.E006.format(name=name, cls=type(tokenizer).__name__))
     if not set(tokenizer.get_vocab()) - set(tokenizer.all_special_tokens):
         # transformers 5 builds an empty tokenizer when a directory has no tokenizer files
-        raise DirectNERError(Errors.E014.format(name=name, reason=NO_TOKENIZER_FILES))
+        raise DirectUseError(Errors.E014.format(name=name, reason=NO_TOKENIZER_FILES))
     return tokenizer
 
 
@@ -275,25 +286,25 @@ def _needs_remote_code(err: BaseException) -> bool:
     return "trust_remote_code" in text or "contains custom code" in text
 
 
-def _weights_error(name: str, err: BaseException, num_labels: int, task: Task, component: str) -> DirectNERError:
-    """The DirectNERError for an exception from AutoModelForTokenClassification.from_pretrained."""
+def _weights_error(name: str, err: BaseException, num_labels: int, task: Task, component: str) -> DirectUseError:
+    """The DirectUseError for an exception from AutoModelForTokenClassification.from_pretrained."""
     chain = _exception_chain(err)
     text = "\n".join(str(e) for e in chain)
     if _needs_remote_code(err):
-        return DirectNERError(Errors.E018.format(name=name))
+        return DirectUseError(Errors.E018.format(name=name))
     if any("Unpickl" in type(e).__name__ or "pickle" in type(e).__module__ for e in chain) or "weights_only" in text:
         unsafe = [line.strip() for line in text.splitlines() if "Unsupported global" in line]
         reason = "torch refused to unpickle it in weights_only mode"
         if unsafe:
             reason += f" ({unsafe[-1].split(' was not')[0]} would run code)"
-        return DirectNERError(Errors.E010.format(name=name, reason=reason))
+        return DirectUseError(Errors.E010.format(name=name, reason=reason))
     if "size mismatch" in text or "ignore_mismatched_sizes" in text:  # transformers 4.x / 5.x wording
         detail = f"id2label has {num_labels} labels, but the head's weights have another number of outputs"
-        return DirectNERError(Errors.E015.format(name=name, detail=detail))
+        return DirectUseError(Errors.E015.format(name=name, detail=detail))
     if "Unrecognized configuration class" in text:
         architectures = f"of a model type that has no {task.kind.split()[0]}-classification class in transformers"
         return _wrong_head(name, task, component, architectures)
-    return DirectNERError(Errors.E017.format(name=name, reason=f"{type(err).__name__}: {_first_line(err)}"))
+    return DirectUseError(Errors.E017.format(name=name, reason=f"{type(err).__name__}: {_first_line(err)}"))
 
 
 def _exception_chain(err: BaseException) -> list:
@@ -319,8 +330,8 @@ def _check_architecture(name: str, config, task: Task, component: str) -> None:
         raise _wrong_head(name, task, component, architectures, hint)
 
 
-def _wrong_head(name: str, task: Task, component: str, architectures: Any, hint: str = "") -> DirectNERError:
-    return DirectNERError(
+def _wrong_head(name: str, task: Task, component: str, architectures: Any, hint: str = "") -> DirectUseError:
+    return DirectUseError(
         Errors.E004.format(
             name=name, kind=task.kind, architectures=architectures, component=component,
             task=task.kind.replace("classifier", "classification"), suffix=task.suffix, example=task.example, hint=hint,
@@ -331,7 +342,7 @@ def _wrong_head(name: str, task: Task, component: str, architectures: Any, hint:
 def _check_label_ids(name: str, config) -> None:
     ids = sorted(int(i) for i in (getattr(config, "id2label", None) or {}))
     if ids != list(range(len(ids))):
-        raise DirectNERError(
+        raise DirectUseError(
             Errors.E015.format(name=name, detail=f"id2label has ids {ids}, not 0..{len(ids) - 1}")
         )
 
@@ -353,7 +364,7 @@ def _check_head_trained(name: str, model, info: dict) -> None:
             f"transformers initialised {', '.join(sorted(missing))} at random "
             "(the checkpoint has no trained weights for them)"
         )
-        raise DirectNERError(Errors.E005.format(name=name, detail=detail))
+        raise DirectUseError(Errors.E005.format(name=name, detail=detail))
     head_name, head = _output_layer(model, prefix)
     init_std = getattr(model.config, "initializer_range", None)
     if head is None or init_std is None or (head.bias is not None and bool(head.bias.detach().any())):
@@ -367,7 +378,7 @@ def _check_head_trained(name: str, model, info: dict) -> None:
             f"{head_name}.bias is all zeros and {head_name}.weight has std {std:.4f} and mean {mean:.4f} "
             f"(initializer_range {init_std}): the values transformers gives a new head, saved before any training step"
         )
-        raise DirectNERError(Errors.E005.format(name=name, detail=detail))
+        raise DirectUseError(Errors.E005.format(name=name, detail=detail))
 
 
 def _output_layer(model, base_prefix: str) -> Tuple[str, Optional[torch.nn.Linear]]:

@@ -19,7 +19,7 @@ from spacy.tokens import Doc, Span, SpanGroup
 from .alignment import TokenAlignment
 from .base import SHARED_CONFIG, DirectPipe
 from .loading import LoadedModel
-from .windows import Window, strided_windows
+from .windows import strided_windows, weighted_mean
 
 DEFAULT_CONFIG = {
     **SHARED_CONFIG,
@@ -139,12 +139,3 @@ class DirectTextCat(DirectPipe):
     @staticmethod
     def _cats(names: List[Optional[str]], probs: np.ndarray) -> Dict[str, float]:
         return {name: float(p) for name, p in zip(names, probs.tolist()) if name}
-
-
-def weighted_mean(windows: List[Window], probs: List[np.ndarray]) -> np.ndarray:
-    """The windows' probabilities averaged, each weighted by its core (the sub-words it
-    alone reads; a Doc with no sub-words has one empty window, weight 1)."""
-    weights = np.array([max(core_end - core_start, 0) for _, _, core_start, core_end in windows], dtype=np.float64)
-    if weights.sum() == 0:
-        weights[:] = 1.0
-    return (np.stack(probs).astype(np.float64) * weights[:, None]).sum(axis=0) / weights.sum()

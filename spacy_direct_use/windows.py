@@ -70,3 +70,12 @@ def guess_sentence_starts(doc: Doc, final_punct: AbstractSet[int]) -> np.ndarray
             starts.append(i)
             seen_final = False
     return np.array(starts, dtype=np.int64)
+
+
+def weighted_mean(windows: List[Window], probs: List[np.ndarray]) -> np.ndarray:
+    """The windows' outputs (probabilities, pooled vectors) averaged, each weighted by its core (the sub-words it
+    alone reads; a Doc with no sub-words has one empty window, weight 1)."""
+    weights = np.array([max(core_end - core_start, 0) for _, _, core_start, core_end in windows], dtype=np.float64)
+    if weights.sum() == 0:
+        weights[:] = 1.0
+    return (np.stack(probs).astype(np.float64) * weights[:, None]).sum(axis=0) / weights.sum()
