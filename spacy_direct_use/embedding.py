@@ -57,7 +57,7 @@ class SentenceLayout:
 def read_sentence_layout(name: str, revision: Optional[str], local_only: bool, pooling: Optional[str], normalize: Optional[bool], component: str) -> SentenceLayout:
     """The checkpoint's declared modules (modules.json), or a plain encoder's
     `pooling` setting (mean when unset); `pooling` / `normalize` settings override."""
-    modules = _read_json(name, "modules.json", revision, local_only)
+    modules = read_json(name, "modules.json", revision, local_only)
     if modules is None:
         modes = parse_pooling(pooling or "mean", component)
         return SentenceLayout("", modes, bool(normalize), None, False)
@@ -66,9 +66,9 @@ def read_sentence_layout(name: str, revision: Optional[str], local_only: bool, p
         found = sorted(kinds)
         raise DirectNERError(Errors.E064.format(name=name, modules=found))
     subfolder = kinds["Transformer"].strip("/")
-    declared = _pooling_modes(_read_json(name, f"{kinds['Pooling']}/config.json", revision, local_only) or {}) if "Pooling" in kinds else ("cls",)
+    declared = _pooling_modes(read_json(name, f"{kinds['Pooling']}/config.json", revision, local_only) or {}) if "Pooling" in kinds else ("cls",)
     modes = parse_pooling(pooling, component) if pooling else declared
-    bert_config = _read_json(name, f"{subfolder}/sentence_bert_config.json" if subfolder else "sentence_bert_config.json", revision, local_only) or {}
+    bert_config = read_json(name, f"{subfolder}/sentence_bert_config.json" if subfolder else "sentence_bert_config.json", revision, local_only) or {}
     return SentenceLayout(
         subfolder, modes, "Normalize" in kinds if normalize is None else bool(normalize), bert_config.get("max_seq_length"), True
     )
@@ -91,7 +91,7 @@ def _pooling_modes(config: Dict[str, Any]) -> Tuple[str, ...]:
     return tuple(m for key, m in _LEGACY_POOLING_KEYS.items() if config.get(key)) or ("mean",)
 
 
-def _read_json(name: str, filename: str, revision: Optional[str], local_only: bool) -> Optional[Any]:
+def read_json(name: str, filename: str, revision: Optional[str], local_only: bool) -> Optional[Any]:
     """A JSON file of a local checkpoint or a hub repository (transformers' cached_file:
     the hub cache, downloading where allowed); None where there is no such file."""
     from transformers.utils import cached_file

@@ -5,7 +5,7 @@ through the `spacy_factories` entry points in setup.cfg.
 Each factory spells out its settings, shared ones included, because spaCy fills and
 validates a component's config from its factory's typed signature (a `**kwargs`
 factory would accept any typo); the bodies are one `_build` call."""
-from typing import Any, Callable, Dict, List, Optional, Type
+from typing import Any, Callable, Dict, List, Optional, Type, Union
 
 from spacy.language import Language
 
@@ -100,6 +100,10 @@ def make_direct_textcat(
     tokenizer: Optional[str],
     id2label: Optional[List[str]],
     multi_label: Optional[bool],
+    labels: Optional[Union[List[str], Dict[str, str]]],
+    hypothesis_template: str,
+    pooling: Optional[str],
+    normalize: Optional[bool],
     forward_batch_size: int,
     forward_batch_tokens: Optional[int],
     window_size: int,

@@ -1,4 +1,5 @@
-"""direct_textcat: a fine-tuned sequence classifier's categories in doc.cats.
+"""direct_textcat: a sequence classifier's categories in doc.cats, or, with `labels`, categories
+of your choosing with no training (zeroshot.py: an NLI or a sentence-embedding checkpoint).
 
 On the shared core (base.py), it adds how window predictions become one per Doc:
 a Doc longer than the model is read in windows (whole sentences packed up to
@@ -8,6 +9,7 @@ every part of the text counts as much as its length and overlaps count once.
 Optionally each sentence is classified too (`spans_key`).
 """
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -18,8 +20,12 @@ from spacy.tokens import Doc, Span, SpanGroup
 
 from .alignment import TokenAlignment
 from .base import SHARED_CONFIG, DirectPipe
+from .embedding import read_json
+from .errors import DirectNERError, Errors
+from .inference import ClassifierRunner, fork_safe_torch
 from .loading import LoadedModel
-from .windows import strided_windows, weighted_mean
+from .windows import Window, strided_windows, weighted_mean
+from .zeroshot import PairTemplate, call_labels, check_template, entailment_id, label_texts, nli_scores, similarity_scores
 
 DEFAULT_CONFIG = {
     **SHARED_CONFIG,
@@ -27,12 +33,30 @@ DEFAULT_CONFIG = {
     "window_overlap": 64,
     "max_sentences_per_window": 100,
     "multi_label": None,
+    "labels": None,
+    "hypothesis_template": "This example is {}.",
+    "pooling": None,
+    "normalize": None,
     "threshold": 0.5,
     "spans_key": None,
     "scorer": {"@scorers": "spacy_direct_use.textcat_scorer.v1"},
 }
 
-Prediction = Tuple[np.ndarray, List[Tuple[int, int, np.ndarray]]]  # Doc probs, (start, end, probs) per sentence
+Prediction = Tuple[List[Optional[str]], np.ndarray, List[Tuple[int, int, np.ndarray]]]
+"""Label names, the Doc's probabilities, (start, end, probabilities) per sentence."""
+ROUTES = ("fine-tuned", "nli", "embedding")
+
+
+@dataclass
+class WindowReader:
+    """How one call reads a Doc's windows: encoding, window length, what each window
+    gives, and how the core-weighted mean of those becomes label probabilities."""
+
+    encode: Callable
+    content_length: int
+    run: Callable[[List[np.ndarray], List[Tuple[int, Window]]], List[np.ndarray]]
+    finish: Callable[[np.ndarray], np.ndarray]
+    names: List[Optional[str]]
 
 
 @registry.scorers("spacy_direct_use.textcat_scorer.v1")
@@ -52,18 +76,41 @@ class DirectTextCat(DirectPipe):
 
     TASK = "sequence"
     DEFAULT_CONFIG = DEFAULT_CONFIG
+    CALL_SETTINGS = ("labels", "hypothesis_template", "multi_label")
 
     def __init__(self, vocab, name: str = "direct_textcat", *, model: Optional[str], scorer: Optional[Callable] = None, **cfg) -> None:
         super().__init__(vocab, name, model=model, scorer=scorer, **cfg)
         self._multi_label: Optional[bool] = self.cfg["multi_label"]
+        self._labels = label_texts(self.cfg["labels"])
+        check_template(self.cfg["hypothesis_template"])
+        self._route: Optional[str] = None
+        self._label_vectors: Dict[Tuple[str, ...], np.ndarray] = {}
+
+    @property
+    def route(self) -> str:
+        """How the checkpoint is read (ROUTES): "fine-tuned" (its own labels), "nli" (a
+        sequence classifier with an entailment label: zero-shot) or "embedding" (an encoder
+        with no classification head: zero-shot by similarity); decided from its config."""
+        if self._route is None:
+            self._route = checkpoint_route(str(self._source), self.cfg["revision"], self._local_only, self.cfg["id2label"])
+        return self._route
+
+    def task(self) -> str:
+        return "embedding" if self.route == "embedding" else "sequence"
+
+    def on_load(self, loaded: LoadedModel, runner: ClassifierRunner) -> None:
+        if self.route == "nli":
+            runner.activation = None  # the pair logits: nli_scores reads them as the pipeline does
 
     @classmethod
     def factory_name(cls) -> str:
         return "direct_textcat"
 
     def multi_label(self, loaded: LoadedModel) -> bool:
-        """The multi_label setting, else the checkpoint's problem_type."""
-        if self.cfg["multi_label"] is None:
+        """The multi_label setting, else the checkpoint's problem_type (exclusive for zero-shot)."""
+        if self.cfg["multi_label"] is None and self.route != "fine-tuned":
+            self._multi_label = False
+        elif self.cfg["multi_label"] is None:
             self._multi_label = getattr(loaded.model.config, "problem_type", None) == "multi_label_classification"
         return bool(self._multi_label)
 
@@ -75,8 +122,10 @@ class DirectTextCat(DirectPipe):
 
     @property
     def labels(self) -> Tuple[str, ...]:
-        """The categories written to doc.cats, after `label_map`, in the model's order."""
-        return tuple(label for label in self._mapped_labels() if label)
+        """The categories written to doc.cats, after `label_map`: the `labels` setting's, else
+        the model's, in their order."""
+        names = list(self._labels) if self._labels is not None else None
+        return tuple(label for label in self._mapped_labels(names) if label)
 
     def score(self, examples, **kwargs) -> Dict[str, Any]:
         """spaCy's textcat scores (cats_score, cats_micro_f: accuracy for exclusive labels, per-label F)."""
@@ -85,26 +134,72 @@ class DirectTextCat(DirectPipe):
 
     # -- processing ------------------------------------------------------------------
 
-    def predict(self, docs: List[Doc]) -> List[Prediction]:
-        """Each Doc's label probabilities, and each sentence's where `spans_key` is set."""
+    def predict(self, docs: List[Doc], **call_settings: Any) -> List[Prediction]:
+        """Each Doc's label probabilities, and each sentence's where `spans_key` is set;
+        `call_settings`: this call's labels, hypothesis_template or multi_label."""
         runner = self._ensure_loaded()
         clock = time.perf_counter()
-        ids, alignments = self._encode(docs, runner)
-        doc_windows = [self._windows(doc, alignment, runner.content_length) or [(0, 0, 0, 0)] for doc, alignment in zip(docs, alignments)]
+        reader = self._reader(runner, **call_settings)
+        ids, alignments = reader.encode(docs, runner)
+        doc_windows = [self._windows(doc, alignment, reader.content_length) or [(0, 0, 0, 0)] for doc, alignment in zip(docs, alignments)]
         sentences = [self._sentences(doc, alignment) if self.cfg["spans_key"] else [] for doc, alignment in zip(docs, alignments)]
-        size, overlap = self._window_shape(runner.content_length)
+        size, overlap = self._window_shape(reader.content_length)
         sentence_windows = [[strided_windows(start, end, size, overlap) for _, _, start, end in doc_sents] for doc_sents in sentences]
         flat = [(i, w) for i, windows in enumerate(doc_windows) for w in windows]
         flat += [(i, w) for i, doc_sents in enumerate(sentence_windows) for windows in doc_sents for w in windows]
         self._tick("tokenize", clock)
-        probs = iter(self._forward(runner, ids, flat))
+        outputs = iter(reader.run(ids, flat))
         predictions = []
         for windows in doc_windows:
-            predictions.append((weighted_mean(windows, [next(probs) for _ in windows]), []))
-        for (doc_probs, per_sentence), doc_sents, windows_per_sent in zip(predictions, sentences, sentence_windows):
+            predictions.append((reader.names, reader.finish(weighted_mean(windows, [next(outputs) for _ in windows])), []))
+        for (_, _, per_sentence), doc_sents, windows_per_sent in zip(predictions, sentences, sentence_windows):
             for (start, end, _, _), windows in zip(doc_sents, windows_per_sent):
-                per_sentence.append((start, end, weighted_mean(windows, [next(probs) for _ in windows])))
+                per_sentence.append((start, end, reader.finish(weighted_mean(windows, [next(outputs) for _ in windows]))))
         return predictions
+
+    def _reader(self, runner: ClassifierRunner, labels: Any = None, hypothesis_template: Optional[str] = None, multi_label: Optional[bool] = None) -> WindowReader:
+        """How this call reads windows, for the checkpoint's route and the call's settings."""
+        texts = call_labels(self._labels, labels)
+        if self.route == "fine-tuned":
+            if texts is not None and set(texts) != set(self._model_labels):
+                raise DirectNERError(Errors.E063.format(name=self._source, own=self._model_labels, labels=list(texts)))
+            return WindowReader(self._encode, runner.content_length, lambda ids, flat: self._forward(runner, ids, flat), lambda p: p, self._mapped_labels())
+        if not texts:
+            what = "an NLI checkpoint" if self.route == "nli" else "a sentence encoder (no classification head)"
+            detail = f"'{self._source}' is {what}: it classifies into labels of your choosing, but none were given."
+            raise DirectNERError(Errors.E060.format(detail=detail))
+        multi = self._multi_label if multi_label is None else bool(multi_label)
+        names = self._mapped_labels(list(texts))
+        if self.route == "nli":
+            return self._nli_reader(runner, list(texts), check_template(hypothesis_template or self.cfg["hypothesis_template"]), multi, names)
+        label_vectors = self._embedded_labels(runner, tuple(texts.values()))
+        finish = lambda vector: similarity_scores(runner.finish(vector), label_vectors, multi)  # noqa: E731
+        return WindowReader(self._encode_text, runner.content_length, lambda ids, flat: [p for p, _ in self._forward(runner, ids, flat)], finish, names)
+
+    def _nli_reader(self, runner: ClassifierRunner, labels: List[str], template: str, multi: bool, names: List[Optional[str]]) -> WindowReader:
+        """Each window read against every label's hypothesis, all pairs in one length-sorted run."""
+        pair = PairTemplate.of(self._tokenizer)
+        hypotheses = [np.asarray(e.ids, dtype=np.int64) for e in runner.text_encoder.encode_batch([template.format(label) for label in labels], add_special_tokens=False)]
+        entail = entailment_id(self._model_labels)
+
+        def run(ids: List[np.ndarray], flat: List[Tuple[int, Window]]) -> List[np.ndarray]:
+            clock = time.perf_counter()
+            pairs = [pair.join(ids[i][start:end], hypothesis) for i, (start, end, _, _) in flat for hypothesis in hypotheses]
+            with fork_safe_torch():
+                logits = runner.run([p for p, _ in pairs], [t for _, t in pairs] if pair.with_types else None)
+            self._tick("forward", clock)
+            n = len(hypotheses)
+            return [nli_scores(np.stack(logits[k * n : (k + 1) * n]), entail, multi) for k in range(len(flat))]
+
+        content_length = runner.max_length - len(pair) - max(len(h) for h in hypotheses)
+        return WindowReader(self._encode_text, max(content_length, 1), run, lambda p: p, names)
+
+    def _embedded_labels(self, runner, texts: Tuple[str, ...]) -> np.ndarray:
+        """The label texts' embeddings, computed once per label set."""
+        if texts not in self._label_vectors:
+            with fork_safe_torch():
+                self._label_vectors[texts] = runner.embed_texts(list(texts))
+        return self._label_vectors[texts]
 
     def _sentences(self, doc: Doc, alignment: TokenAlignment) -> List[Tuple[int, int, int, int]]:
         """(start token, end token, start piece, end piece) of each sentence that has pieces."""
@@ -120,8 +215,7 @@ class DirectTextCat(DirectPipe):
         """doc.cats gets every label's probability (other categories on the Doc stay); each
         sentence's top label and probabilities go to doc.spans[spans_key]."""
         clock = time.perf_counter()
-        names = self._mapped_labels()
-        for doc, (probs, per_sentence) in zip(docs, predictions):
+        for doc, (names, probs, per_sentence) in zip(docs, predictions):
             doc.cats.update(self._cats(names, probs))
             if self.cfg["spans_key"]:
                 spans, scores, cats = [], [], []
@@ -139,3 +233,19 @@ class DirectTextCat(DirectPipe):
     @staticmethod
     def _cats(names: List[Optional[str]], probs: np.ndarray) -> Dict[str, float]:
         return {name: float(p) for name, p in zip(names, probs.tolist()) if name}
+
+
+def checkpoint_route(name: str, revision: Optional[str], local_only: bool, id2label: Optional[List[str]]) -> str:
+    """ROUTES: a sequence classifier with an entailment label is read as NLI, another
+    classifier as fine-tuned (a token classifier is then refused with E004 at load), an
+    encoder with no classification head (a sentence-transformers checkpoint) by similarity."""
+    config = read_json(name, "config.json", revision, local_only)
+    if config is None:
+        return "embedding" if read_json(name, "modules.json", revision, local_only) is not None else "fine-tuned"
+    architectures = config.get("architectures") or []
+    if any(a.endswith("ForSequenceClassification") for a in architectures):
+        labels = id2label or [config.get("id2label", {})[k] for k in sorted(config.get("id2label", {}), key=int)]
+        return "nli" if entailment_id(labels) is not None else "fine-tuned"
+    if any(a.endswith(("ForTokenClassification", "ForMultipleChoice", "ForQuestionAnswering")) for a in architectures):
+        return "fine-tuned"
+    return "embedding"
