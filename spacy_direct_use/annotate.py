@@ -15,13 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import ray
-from ray.data import ActorPoolStrategy, Dataset, SaveMode
+from .errors import DirectUseError, Errors
 
-from .errors import DirectNERError, Errors
-from .ray import ENTITIES_COLUMN, ON_BAD_TEXT, DirectNERPredictor
+try:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import ray
+    from ray.data import ActorPoolStrategy, Dataset, SaveMode
+except ImportError as err:  # the `ray` extra is not installed: say which, not a traceback from the command line
+    _missing = (err.name or "ray").split(".")[0]
+    _message = Errors.E046.format(what="python -m spacy_direct_use.annotate", missing=_missing)
+    raise (SystemExit(_message) if __name__ == "__main__" else ModuleNotFoundError(_message, name=_missing)) from None
+
+from .ray import ENTITIES_COLUMN, ON_BAD_TEXT, DirectPredictor  # noqa: E402
 
 INPUT_FORMATS = ("auto", "jsonl", "parquet")
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -61,9 +67,9 @@ def annotate(
 ) -> Summary:
     """Annotate `input_path` into Parquet files under `output_path` on the connected Ray cluster."""
     if not overwrite and Path(output_path).is_dir() and any(Path(output_path).iterdir()):
-        raise DirectNERError(Errors.E045.format(path=output_path))  # Ray's own message suggests mode='ignore'
+        raise DirectUseError(Errors.E045.format(path=output_path))  # Ray's own message suggests mode='ignore'
     annotated = read_corpus(input_path, input_format).map_batches(
-        DirectNERPredictor,
+        DirectPredictor,
         fn_constructor_kwargs={
             "pipeline": str(pipeline),
             "text_key": text_key,
@@ -100,7 +106,7 @@ def _guess_format(path: str) -> str:
     if len(formats) == 1 and None not in formats:
         return formats.pop()
     reason = "(no files in it)" if not files else f"(file endings: {sorted({_suffix(p) or '(none)' for p in files})})"
-    raise DirectNERError(Errors.E043.format(path=path, reason=reason))
+    raise DirectUseError(Errors.E043.format(path=path, reason=reason))
 
 
 def _suffix(path: Path) -> str:
@@ -144,7 +150,7 @@ def connect(actors: int, threads_per_actor: int, gpus_per_actor: float) -> bool:
     available_gpus = ray.cluster_resources().get("GPU", 0)
     if actors * gpus_per_actor > available_gpus:
         ray.shutdown()
-        raise DirectNERError(
+        raise DirectUseError(
             Errors.E044.format(what=f"{actors} actor(s) x {gpus_per_actor:g} GPU", needed=actors * gpus_per_actor,
                                resource="GPU(s)", available=available_gpus)
         )

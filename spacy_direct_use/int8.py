@@ -17,7 +17,7 @@ from typing import List, Optional
 
 import torch
 
-from .errors import DirectNERError, Errors
+from .errors import DirectUseError, Errors
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 
@@ -71,12 +71,12 @@ def int8_classifier(
     The classification head stays in fp32: it is tiny and maps straight to the labels.
     `saved`: the graph this function made earlier for the same weights (SAVED_FILE)."""
     if device.type != "cpu":
-        raise DirectNERError(Errors.E035.format(device=device))
+        raise DirectUseError(Errors.E035.format(device=device))
     try:
         import onnx  # noqa: F401  (onnxruntime's quantizer needs it)
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as err:
-        raise DirectNERError(Errors.E036.format(missing=(err.name or "onnxruntime").split(".")[0])) from None
+        raise DirectUseError(Errors.E036.format(missing=(err.name or "onnxruntime").split(".")[0])) from None
     if saved is not None:
         return _saved_int8_classifier(saved)
     with tempfile.TemporaryDirectory() as tmp, _quiet():
@@ -94,12 +94,12 @@ def int8_classifier(
 
 
 def _saved_int8_classifier(saved: bytes) -> Int8Classifier:
-    """The session of a saved pipeline's graph; a DirectNERError if ONNX Runtime cannot read it."""
+    """The session of a saved pipeline's graph; a DirectUseError if ONNX Runtime cannot read it."""
     try:
         return Int8Classifier(saved)
     except Exception as err:  # noqa: BLE001 - onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
         reason = f"{type(err).__name__}: {err}".splitlines()[0].rstrip(". ")
-        raise DirectNERError(Errors.E055.format(file=SAVED_FILE, reason=reason)) from None
+        raise DirectUseError(Errors.E055.format(file=SAVED_FILE, reason=reason)) from None
 
 
 def _export(model: torch.nn.Module, path: Path, per_token: bool) -> None:
@@ -119,9 +119,9 @@ def _export(model: torch.nn.Module, path: Path, per_token: bool) -> None:
             dynamic_axes={**{name: dynamic for name in INPUT_NAMES}, "logits": dynamic if per_token else {0: "batch"}},
             dynamo=False,
         )
-    except Exception as err:  # noqa: BLE001 - any export failure becomes a DirectNERError
+    except Exception as err:  # noqa: BLE001 - any export failure becomes a DirectUseError
         name = getattr(model.config, "name_or_path", "") or type(model).__name__
-        raise DirectNERError(Errors.E037.format(name=name, reason=f"{type(err).__name__}: {err}".splitlines()[0])) from None
+        raise DirectUseError(Errors.E037.format(name=name, reason=f"{type(err).__name__}: {err}".splitlines()[0])) from None
 
 
 def _head_matmuls(path: Path, n_labels: int) -> List[str]:

@@ -21,7 +21,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import DirectNERError, Errors
+from .errors import DirectUseError, Errors
 
 OUTSIDE, BEGIN, INSIDE, END, SINGLE = range(5)
 _PREFIXES = {"B": BEGIN, "I": INSIDE, "E": END, "L": END, "S": SINGLE, "U": SINGLE}
@@ -177,7 +177,7 @@ def normalize_tag_scheme(tag_scheme: str) -> str:
 
 
 def check_labels(labels: Sequence[str], name: str, tag_scheme: str = "auto") -> None:
-    """Raise the DirectNERError for labels that no scheme, or not `tag_scheme`, can read."""
+    """Raise the DirectUseError for labels that no scheme, or not `tag_scheme`, can read."""
     LabelScheme.from_id2label(dict(enumerate(labels)), name, tag_scheme)
 
 
@@ -202,21 +202,21 @@ def _may_follow(prev: Tuple[int, Optional[str]], nxt: Tuple[int, Optional[str]],
 def check_not_placeholders(labels: Sequence[str], name: str) -> None:
     """Refuse labels named only LABEL_0, LABEL_1, ... (E019 names the id2label setting)."""
     if labels and all(_GENERIC.match(label) for label in labels):
-        raise DirectNERError(Errors.E019.format(name=name, labels=f"{list(labels[:3])}...", n=len(labels)))
+        raise DirectUseError(Errors.E019.format(name=name, labels=f"{list(labels[:3])}...", n=len(labels)))
 
 
 def _check_labels(labels: List[str], name: str) -> None:
     check_not_placeholders(labels, name)
     if not any(label.upper() == "O" for label in labels):
-        raise DirectNERError(Errors.E007.format(name=name, detail=f"no 'O' label among {labels}"))
+        raise DirectUseError(Errors.E007.format(name=name, detail=f"no 'O' label among {labels}"))
     if len(set(labels)) != len(labels):
-        raise DirectNERError(Errors.E007.format(name=name, detail=f"duplicate labels in {labels}"))
+        raise DirectUseError(Errors.E007.format(name=name, detail=f"duplicate labels in {labels}"))
 
 
 def _check_scheme_fits(parsed, tag_scheme: str, name: str) -> None:
     if tag_scheme in ("iob2", "iob1") and any(p in (END, SINGLE) for p, _ in parsed):
         detail = f"tag_scheme {tag_scheme!r} has no E-/S- (L-/U-) tags, but the labels do"
-        raise DirectNERError(Errors.E027.format(name=name, detail=detail, scheme="bioes"))
+        raise DirectUseError(Errors.E027.format(name=name, detail=detail, scheme="bioes"))
 
 
 def _check_reachable(parsed, has_begin: set, name: str) -> None:
@@ -224,7 +224,7 @@ def _check_reachable(parsed, has_begin: set, name: str) -> None:
         if prefix == END and etype not in has_begin and not any(
             p == INSIDE and t == etype for p, t in parsed
         ):
-            raise DirectNERError(
+            raise DirectUseError(
                 Errors.E007.format(name=name, detail=f"E-{etype} has no B-{etype} or I-{etype} before it")
             )
 

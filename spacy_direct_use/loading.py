@@ -1,4 +1,12 @@
-"""Load and check a Hugging Face token classifier, and pick the device it runs on."""
+"""Load and check the Hugging Face checkpoint a component runs, and pick the device it runs on.
+
+Each component names the head it needs (TASKS): a token classifier for direct_ner (entities)
+and direct_tagger (tags), a sequence classifier for direct_textcat, a sentence encoder (a
+checkpoint's encoder, no head) for direct_vectors and direct_textcat's zero-shot labels.
+A checkpoint with another head, labels that do not fit its head, an untrained head, no fast
+tokenizer, weights that would run code: each is refused before any Doc is read, with a
+DirectUseError headed by the component that loads it (errors.speaking_for).
+"""
 import contextlib
 import math
 import os
@@ -13,7 +21,7 @@ from thinc.util import get_torch_default_device
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from .errors import DirectUseError, Errors
+from .errors import DirectUseError, Errors, examples_for
 
 @dataclass(frozen=True)
 class Task:
@@ -334,7 +342,7 @@ def _wrong_head(name: str, task: Task, component: str, architectures: Any, hint:
     return DirectUseError(
         Errors.E004.format(
             name=name, kind=task.kind, architectures=architectures, component=component,
-            task=task.kind.replace("classifier", "classification"), suffix=task.suffix, example=task.example, hint=hint,
+            task=task.kind.replace("classifier", "classification"), suffix=task.suffix, example_model=examples_for(component).model, hint=hint,
         )
     )
 

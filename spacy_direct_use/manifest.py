@@ -1,14 +1,15 @@
-"""A digest of every file direct_ner's to_disk writes, checked before a saved pipeline is used.
+"""A digest of every file a direct_* component's to_disk writes (direct_ner, direct_textcat,
+direct_tagger, direct_vectors: the same layout for all), checked before a saved pipeline is used.
 
 to_disk writes `manifest.json` last, next to what it saved in the component's directory
-(`direct_ner/manifest.json`), covering every file under that directory whatever its name:
+(e.g. `direct_tagger/manifest.json`), covering every file under that directory whatever its name:
 
     {"format_version": 1, "algorithm": "sha256",
      "files": [{"path": "model/config.json", "size": 734, "sha256": "9f2c..."}, ...]}
 
 from_disk (and so spacy.load and from_bytes) checks it before anything saved is read: a
-file that is missing, of another size or digest, or not listed raises a DirectNERError.
-A directory without a manifest (saved by an older direct_ner) loads, with a warning.
+file that is missing, of another size or digest, or not listed raises a DirectUseError.
+A directory without a manifest (saved by an older spacy-direct-use) loads, with a warning.
 """
 import hashlib
 import json
@@ -16,7 +17,7 @@ import logging
 from pathlib import Path, PurePosixPath
 from typing import Dict, Iterable, Iterator, Tuple
 
-from .errors import DirectNERError, Errors
+from .errors import DirectUseError, Errors, speaker
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
@@ -41,15 +42,16 @@ def write_manifest(directory: Path) -> Path:
 
 
 def verify_manifest(directory: Path, exclude: Iterable[str] = tuple()) -> None:
-    """Raise a DirectNERError unless every file under `directory` is as to_disk saved it.
+    """Raise a DirectUseError unless every file under `directory` is as to_disk saved it.
     Files under a top-level name in `exclude` (from_disk's exclude) are not checked."""
     directory = Path(directory)
     manifest = directory / MANIFEST_FILE
     if not manifest.exists():
         logger.warning(
-            "[direct_ner] The saved pipeline directory '%s' has no %s (saved before direct_ner "
+            "[%s] The saved pipeline directory '%s' has no %s (saved before spacy-direct-use "
             "wrote one, or it was deleted): its files could not be verified. Re-save the "
             "pipeline with nlp.to_disk() to have them checked when it loads.",
+            speaker(),
             directory,
             MANIFEST_FILE,
         )
@@ -61,26 +63,26 @@ def verify_manifest(directory: Path, exclude: Iterable[str] = tuple()) -> None:
     unlisted = sorted(rel for rel, _ in _files(directory) if rel not in listing and _top(rel) not in skipped)
     unlisted = [rel for rel in unlisted if not PurePosixPath(rel).name.startswith(".")]  # .DS_Store and the like
     if unlisted:
-        raise DirectNERError(Errors.E053.format(directory=directory, files=unlisted, manifest=manifest))
+        raise DirectUseError(Errors.E053.format(directory=directory, files=unlisted, manifest=manifest))
 
 
 def read_manifest(manifest: Path) -> Listing:
-    """The listing a manifest holds; a DirectNERError if it is unreadable or not a manifest."""
+    """The listing a manifest holds; a DirectUseError if it is unreadable or not a manifest."""
     try:
         data = json.loads(manifest.read_text(encoding="utf8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise DirectNERError(Errors.E052.format(manifest=manifest, detail=_reason(err))) from None
+        raise DirectUseError(Errors.E052.format(manifest=manifest, detail=_reason(err))) from None
     version = data.get("format_version") if isinstance(data, dict) else None
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
-        raise DirectNERError(Errors.E056.format(manifest=manifest, version=version, supported=FORMAT_VERSION))
+        raise DirectUseError(Errors.E056.format(manifest=manifest, version=version, supported=FORMAT_VERSION))
     if version != FORMAT_VERSION or data.get("algorithm") != ALGORITHM or not isinstance(data.get("files"), list):
         detail = f"not a format_version {FORMAT_VERSION} {ALGORITHM} manifest with a list of files"
-        raise DirectNERError(Errors.E052.format(manifest=manifest, detail=detail))
+        raise DirectUseError(Errors.E052.format(manifest=manifest, detail=detail))
     listing: Listing = {}
     for entry in data["files"]:
         rel, size, digest = _entry(entry)
         if rel is None or rel in listing:
-            raise DirectNERError(Errors.E052.format(manifest=manifest, detail=f"bad or repeated entry {_short(entry)}"))
+            raise DirectUseError(Errors.E052.format(manifest=manifest, detail=f"bad or repeated entry {_short(entry)}"))
         listing[rel] = (size, digest)
     return listing
 
@@ -96,15 +98,15 @@ def file_digest(path: Path) -> str:
 
 def _check_file(path: Path, size: int, digest: str) -> None:
     if not path.is_file():
-        raise DirectNERError(Errors.E051.format(file=path))
+        raise DirectUseError(Errors.E051.format(file=path))
     actual_size = path.stat().st_size
     if actual_size != size:
         detail = f"it has {actual_size:,} bytes, {size:,} were saved"
-        raise DirectNERError(Errors.E050.format(file=path, detail=detail))
+        raise DirectUseError(Errors.E050.format(file=path, detail=detail))
     actual = file_digest(path)
     if actual != digest:
         detail = f"its {ALGORITHM} is {actual[:16]}…, {digest[:16]}… was saved"
-        raise DirectNERError(Errors.E050.format(file=path, detail=detail))
+        raise DirectUseError(Errors.E050.format(file=path, detail=detail))
 
 
 def _files(directory: Path) -> Iterator[Tuple[str, Path]]:

@@ -17,7 +17,7 @@ from .alignment import AGGREGATIONS, TokenAlignment, aggregate
 from .base import SHARED_CONFIG, DirectPipe, check_choice
 from .consistency import reconcile
 from .decoding import extract_entities, viterbi
-from .errors import DirectNERError, Errors
+from .errors import DirectUseError, Errors
 from .inference import ClassifierRunner, encode_batch, fork_safe_torch
 from .labels import (
     PROBE_SENTENCES,
@@ -217,7 +217,7 @@ def _resolve_ents_filter(ents_filter: EntsFilter, overwrite_ents: bool) -> EntsF
     if not overwrite_ents or ents_filter is prioritize_new_ents_filter:
         return ents_filter
     if ents_filter is not prioritize_existing_ents_filter:
-        raise DirectNERError(Errors.E025.format(ents_filter=getattr(ents_filter, "__name__", ents_filter)))
+        raise DirectUseError(Errors.E025.format(ents_filter=getattr(ents_filter, "__name__", ents_filter)))
     return prioritize_new_ents_filter
 
 

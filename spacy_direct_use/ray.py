@@ -1,30 +1,37 @@
 """Annotate a Ray Dataset with a saved spaCy pipeline: a callable class for `Dataset.map_batches`.
 
     import ray
-    from spacy_direct_use.ray import DirectNERPredictor
+    from spacy_direct_use.ray import DirectPredictor
 
     ds = ray.data.read_json("texts.jsonl", lines=True)
-    ds = ds.map_batches(DirectNERPredictor, fn_constructor_kwargs={"pipeline": "my_pipeline"},
+    ds = ds.map_batches(DirectPredictor, fn_constructor_kwargs={"pipeline": "my_pipeline"},
                         batch_size=256, compute=ray.data.ActorPoolStrategy(size=4), num_gpus=1)
     ds.write_parquet("annotated/")
 
-Each actor loads the pipeline once; every batch keeps its columns and gains `entities`
+Each actor loads the pipeline once, whichever direct_* components (and other spaCy
+components) it holds; every batch keeps its columns and gains `entities`
 (ENTITIES_TYPE: the same Arrow type in every batch, so Parquet files always agree), and
 `cats` (CATS_TYPE: every label with its probability) where the pipeline has a direct_textcat,
 and `tokens` (TOKENS_TYPE: each token's offsets, text, pos, tag and morph) where it has a
 direct_tagger.
-Needs the `ray` extra: pip install "spacy-direct-use[ray]".
+Needs the `ray` extra: pip install "spacy-direct-use[ray]" (E046 says so when it is missing).
+`DirectNERPredictor` is the name from when direct_ner was the only component.
 """
 from typing import Any, Dict, List, Optional
 
-import pyarrow as pa
-import ray
 import spacy
 import torch
-from ray.data.block import BlockAccessor
 from spacy.tokens import Doc
 
-from .errors import DirectNERError, Errors
+from .errors import DirectUseError, Errors
+
+try:
+    import pyarrow as pa
+    import ray
+    from ray.data.block import BlockAccessor
+except ImportError as err:  # the `ray` extra is not installed
+    missing = (err.name or "ray").split(".")[0]
+    raise ModuleNotFoundError(Errors.E046.format(what="spacy_direct_use.ray", missing=missing), name=missing) from None
 from .base import DirectPipe
 from .ner import DirectNER
 from .tagger import DirectTagger
@@ -51,15 +58,16 @@ TOKENS_COLUMN = "tokens"
 Batch = Any  # what map_batches hands over: pyarrow.Table, pandas.DataFrame or dict of numpy arrays
 
 
-class DirectNERPredictor:
-    """Adds an `entities` column to each batch, from a spaCy pipeline loaded once per Ray actor.
+class DirectPredictor:
+    """Adds an `entities` column to each batch (and `cats`, `tokens` as the pipeline's direct_*
+    components write them), from a spaCy pipeline loaded once per Ray actor.
 
     pipeline: a saved pipeline directory (nlp.to_disk, `spacy assemble`) or an installed package name,
         readable on every node that runs an actor.
     text_key: the column that holds the text.
     torch_threads: torch threads in this actor (None: Ray's default, the actor's num_cpus).
-    on_bad_text: a row whose text is missing (null) or not a string raises DirectNERError naming the row
-        ("raise"), or gets an empty entity list ("empty"; `annotate` counts such rows at the end).
+    on_bad_text: a row whose text is missing (null) or not a string raises DirectUseError naming the row
+        ("raise"), or gets empty annotations ("empty"; `annotate` counts such rows at the end).
     use_gpu: None: the GPU when Ray gave this actor one (map_batches(num_gpus=...)); True/False to force.
     """
 
@@ -73,7 +81,7 @@ class DirectNERPredictor:
         use_gpu: Optional[bool] = None,
     ) -> None:
         if on_bad_text not in ON_BAD_TEXT:
-            raise DirectNERError(Errors.E042.format(value=on_bad_text, options=list(ON_BAD_TEXT)))
+            raise DirectUseError(Errors.E042.format(value=on_bad_text, options=list(ON_BAD_TEXT)))
         if torch_threads:
             torch.set_num_threads(torch_threads)
         if use_gpu is None:
@@ -122,19 +130,19 @@ class DirectNERPredictor:
         return table
 
     def _texts(self, batch: Batch) -> List[Any]:
-        """The text of each row; raises DirectNERError on a missing or non-string one unless on_bad_text="empty"."""
+        """The text of each row; raises DirectUseError on a missing or non-string one unless on_bad_text="empty"."""
         columns = _column_names(batch)
         n_rows = _num_rows(batch)
         if self.text_key not in columns:
             if self.on_bad_text == "empty":
                 return [None] * n_rows
-            raise DirectNERError(Errors.E040.format(key=self.text_key, columns=columns))
+            raise DirectUseError(Errors.E040.format(key=self.text_key, columns=columns))
         texts = batch[self.text_key]
         texts = texts.to_pylist() if isinstance(texts, pa.ChunkedArray) else list(texts)
         if self.on_bad_text == "raise":
             for i, text in enumerate(texts):
                 if not isinstance(text, str):
-                    raise DirectNERError(
+                    raise DirectUseError(
                         Errors.E041.format(
                             row=i, n_rows=n_rows, others=_describe_row(batch, i, exclude=self.text_key),
                             key=self.text_key, value=_shorten(repr(text)), type=type(text).__name__,
@@ -159,6 +167,10 @@ class DirectNERPredictor:
             }
             for ent in doc.ents
         ]
+
+
+DirectNERPredictor = DirectPredictor
+"""The name from when direct_ner was the only component."""
 
 
 def _column_names(batch: Batch) -> List[str]:

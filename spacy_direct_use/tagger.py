@@ -24,7 +24,7 @@ from spacy.tokens import Doc
 
 from .alignment import AGGREGATIONS, aggregate
 from .base import SHARED_CONFIG, DirectPipe, check_choice
-from .errors import DirectNERError, Errors
+from .errors import DirectUseError, Errors
 from .inference import ClassifierRunner
 from .labels import check_not_placeholders
 from .loading import LoadedModel
@@ -107,7 +107,7 @@ class DirectTagger(DirectPipe):
         mapped = self._mapped_labels(labels)
         if self.cfg["attribute"] == "pos" and not set(mapped) <= UPOS:
             other = sorted(set(mapped) - UPOS)
-            raise DirectNERError(Errors.E029.format(name=name, labels=other[:8], upos=sorted(UPOS)))
+            raise DirectUseError(Errors.E029.format(name=name, labels=other[:8], upos=sorted(UPOS)))
 
     def on_load(self, loaded: LoadedModel, runner: ClassifierRunner) -> None:
         self._tags = self._mapped_labels()

@@ -1,4 +1,4 @@
-"""The Ray Data path: DirectNERPredictor in map_batches and `python -m spacy_direct_use.annotate`.
+"""The Ray Data path: DirectPredictor in map_batches and `python -m spacy_direct_use.annotate`.
 
 One local Ray session (2 CPUs) serves every test: Ray takes seconds to start.
 """
@@ -22,7 +22,7 @@ from conftest import make_lookup_model, make_nlp, make_sequence_classifier  # no
 from spacy_direct_use import DirectNERError  # noqa: E402
 from spacy_direct_use.annotate import main as annotate_main  # noqa: E402
 from spacy_direct_use.annotate import read_corpus  # noqa: E402
-from spacy_direct_use.ray import CATS_TYPE, ENTITIES_TYPE, TOKENS_TYPE, DirectNERPredictor  # noqa: E402
+from spacy_direct_use.ray import CATS_TYPE, ENTITIES_TYPE, TOKENS_TYPE, DirectNERPredictor, DirectPredictor  # noqa: E402
 
 TEXTS_WITH_ENTITIES = [f"Angela Merkel met Jane Doe in Paris on day {i} ." for i in range(12)] + [
     "The United Nations moved from London to Berlin .",
@@ -79,7 +79,7 @@ def test_predictor_keeps_columns_and_equals_nlp_pipe(pipeline_dir, batch_format)
         "pandas": pd.DataFrame({"id": ids, "text": texts}),
         "numpy": {"id": pd.Series(ids).to_numpy(), "text": pd.Series(texts, dtype=object).to_numpy()},
     }[batch_format]
-    out = DirectNERPredictor(str(pipeline_dir))(batch)
+    out = DirectPredictor(str(pipeline_dir))(batch)
     assert out.column_names == ["id", "text", "entities"]
     assert out.column("id").to_pylist() == ids
     assert out.schema.field("entities").type == ENTITIES_TYPE
@@ -95,7 +95,7 @@ def test_a_pipeline_with_direct_textcat_gets_a_cats_column(bert_dir, tmp_path):
     nlp.add_pipe("direct_textcat", config={"model": str(model)})
     nlp.to_disk(tmp_path / "pipeline")
     texts = TEXTS_WITH_ENTITIES + TEXTS_WITHOUT_ENTITIES
-    out = DirectNERPredictor(str(tmp_path / "pipeline"))(pa.table({"text": texts}))
+    out = DirectPredictor(str(tmp_path / "pipeline"))(pa.table({"text": texts}))
     assert out.column_names == ["text", "entities", "cats"] and out.schema.field("cats").type == CATS_TYPE
     expected = [[{"label": k, "score": v} for k, v in doc.cats.items()] for doc in spacy.load(tmp_path / "pipeline").pipe(texts)]
     got = out.column("cats").to_pylist()
@@ -109,7 +109,7 @@ def test_a_pipeline_with_direct_tagger_gets_a_tokens_column(tmp_path):
     nlp = spacy.blank("en")
     nlp.add_pipe("direct_tagger", config={"model": str(model)})
     nlp.to_disk(tmp_path / "pipeline")
-    out = DirectNERPredictor(str(tmp_path / "pipeline"))(pa.table({"text": ["Angela Merkel flew to Paris", ""]}))
+    out = DirectPredictor(str(tmp_path / "pipeline"))(pa.table({"text": ["Angela Merkel flew to Paris", ""]}))
     assert out.schema.field("tokens").type == TOKENS_TYPE
     first, empty = out.column("tokens").to_pylist()
     assert [(t["text"], t["pos"]) for t in first] == [("Angela", "PROPN"), ("Merkel", "PROPN"), ("flew", "NOUN"), ("to", "ADP"), ("Paris", "PROPN")]
@@ -117,7 +117,7 @@ def test_a_pipeline_with_direct_tagger_gets_a_tokens_column(tmp_path):
 
 
 def test_batch_without_entities_has_the_fixed_schema(pipeline_dir, tmp_path):
-    out = DirectNERPredictor(str(pipeline_dir))(pa.table({"text": TEXTS_WITHOUT_ENTITIES}))
+    out = DirectPredictor(str(pipeline_dir))(pa.table({"text": TEXTS_WITHOUT_ENTITIES}))
     assert out.schema.field("entities").type == ENTITIES_TYPE
     pq.write_table(out, tmp_path / "empty.parquet")
     assert pq.read_schema(tmp_path / "empty.parquet").field("entities").type == ENTITIES_TYPE
@@ -127,21 +127,22 @@ def test_batch_without_entities_has_the_fixed_schema(pipeline_dir, tmp_path):
 def test_bad_text_names_the_row_and_the_option(pipeline_dir, bad):
     batch = pd.DataFrame({"id": ["a", "b", "c"], "text": ["Angela Merkel", bad, "Paris"]}, dtype=object)
     with pytest.raises(DirectNERError) as error:
-        DirectNERPredictor(str(pipeline_dir))(batch)
+        DirectPredictor(str(pipeline_dir))(batch)
     message = str(error.value)
     assert "Row 1 of a batch of 3" in message and "id='b'" in message
     assert repr(bad) in message and 'on_bad_text="empty"' in message and "--on-bad-text empty" in message
-    out = DirectNERPredictor(str(pipeline_dir), on_bad_text="empty")(batch)
+    out = DirectPredictor(str(pipeline_dir), on_bad_text="empty")(batch)
     assert [len(entities) for entities in out.column("entities").to_pylist()] == [1, 0, 1]
 
 
 def test_missing_text_column_and_bad_option(pipeline_dir):
     with pytest.raises(DirectNERError, match="no text column 'text'; its columns are \\['body'\\]"):
-        DirectNERPredictor(str(pipeline_dir))(pa.table({"body": ["Paris"]}))
-    out = DirectNERPredictor(str(pipeline_dir), text_key="body")(pa.table({"body": ["Paris"]}))
+        DirectPredictor(str(pipeline_dir))(pa.table({"body": ["Paris"]}))
+    out = DirectPredictor(str(pipeline_dir), text_key="body")(pa.table({"body": ["Paris"]}))
     assert out.column("entities").to_pylist()[0][0]["text"] == "Paris"
-    with pytest.raises(DirectNERError, match="on_bad_text='skip'"):
-        DirectNERPredictor(str(pipeline_dir), on_bad_text="skip")
+    with pytest.raises(DirectNERError, match=r"on_bad_text='skip'.*DirectPredictor\(pipeline"):
+        DirectPredictor(str(pipeline_dir), on_bad_text="skip")
+    assert DirectNERPredictor is DirectPredictor  # the old name, kept for users' code
 
 
 def test_input_format_is_guessed_or_refused(tmp_path):
@@ -224,7 +225,7 @@ def wait_for_idle_cluster(seconds: float = 180, cpus_needed: float = 2) -> None:
         time.sleep(0.5)
 
 
-class CrashOncePredictor(DirectNERPredictor):
+class CrashOncePredictor(DirectPredictor):
     """Kills its own worker process in its first call, leaving a flag file so it happens once."""
 
     def __init__(self, pipeline: str, flag: str, **kwargs) -> None:

@@ -70,7 +70,7 @@ def test_a_label_set_that_is_neither_goes_to_tag(tmp_path):
 
 
 def test_pos_for_labels_that_are_not_upos_is_refused(ptb_dir):
-    with pytest.raises(DirectNERError, match=r"E029.*\"attribute\": \"tag\".*label_map"):
+    with pytest.raises(DirectNERError, match=r"^\[direct_tagger E029\].*\"attribute\": \"tag\".*label_map"):
         tagger(ptb_dir, attribute="pos")(TEXT)
     mapped = {"NN": "NOUN", "NNP": "PROPN", "VBD": "VERB", "TO": "PART", "VB": "VERB", "DT": "DET", ".": "PUNCT"}
     doc = tagger(ptb_dir, attribute="pos", label_map=mapped)(TEXT)
@@ -79,7 +79,7 @@ def test_pos_for_labels_that_are_not_upos_is_refused(ptb_dir):
 
 def test_placeholder_labels_are_refused_and_id2label_names_them(tmp_path):
     model = make_lookup_model(tmp_path / "m", {"paris": "LABEL_1"}, labels=["LABEL_0", "LABEL_1"], strength=4.0)
-    with pytest.raises(DirectNERError, match=r"E019.*\"id2label\""):
+    with pytest.raises(DirectNERError, match=r"^\[direct_tagger E019\].*\"id2label\": \[\"ADJ\", \"ADP\""):
         tagger(model)("Paris")
     assert [t.tag_ for t in tagger(model, id2label=["other", "city"])("Paris is")] == ["city", "other"]
 
@@ -128,8 +128,16 @@ def test_a_sequence_classifier_is_refused(tmp_path):
     from conftest import make_sequence_classifier
 
     model = make_sequence_classifier(tmp_path / "seq", ["NEG", "POS"])
-    with pytest.raises(DirectNERError, match=r"E004.*not a token classifier.*direct_textcat"):
+    with pytest.raises(DirectNERError, match=r"^\[direct_tagger E004\].*not a token classifier.*vblagoje/bert-english-uncased-finetuned-pos.*direct_textcat"):
         tagger(model)("text")
+
+
+def test_a_missing_directory_is_named_by_direct_tagger_with_a_pos_example(tmp_path):
+    with pytest.raises(DirectNERError, match=r"^\[direct_tagger E002\] .*'vblagoje/bert-english-uncased-finetuned-pos'") as info:
+        tagger(tmp_path / "no-such-model")
+    assert "dslim/bert-base-NER" not in str(info.value) and "direct_ner" not in str(info.value)
+    with pytest.raises(DirectNERError, match=r"(?s)^\[direct_tagger E001\].*add_pipe\(\"direct_tagger\".*finetuned-pos"):
+        spacy.blank("en").add_pipe("direct_tagger")
 
 
 # -- recipes with a trained tagger (standing in for en_core_web_sm's) ----------------------------

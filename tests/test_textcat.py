@@ -172,15 +172,17 @@ def test_spacys_textcat_scores(sentiment_dir, topics_dir):
 
 
 def test_checkpoints_given_to_the_wrong_factory(sentiment_dir, bert_dir):
-    with pytest.raises(DirectNERError, match=r"E004.*is not a token classifier.*give it to direct_textcat.*add_pipe\(\"direct_textcat\""):
+    with pytest.raises(DirectNERError, match=r"^\[direct_ner E004\].*is not a token classifier.*give it to direct_textcat.*add_pipe\(\"direct_textcat\""):
         nlp = spacy.blank("en")
         nlp.add_pipe("direct_ner", config={"model": str(sentiment_dir)})("text")
-    with pytest.raises(DirectNERError, match=r"E004.*is not a sequence classifier.*give it to direct_ner"):
+    with pytest.raises(DirectNERError, match=r"^\[direct_textcat E004\].*is not a sequence classifier.*give it to direct_ner") as info:
         textcat(bert_dir)("text")
+    assert "distilbert-base-uncased-finetuned-sst-2-english" in str(info.value)  # a sentiment example, not an NER one
+    assert "dslim/bert-base-NER" not in str(info.value)
 
 
 def test_a_missing_model_names_the_factory():
-    with pytest.raises(DirectNERError, match=r"(?s)E001.*direct_textcat"):
+    with pytest.raises(DirectNERError, match=r"(?s)^\[direct_textcat E001\].*direct_textcat.*finetuned-sst-2"):
         spacy.blank("en").add_pipe("direct_textcat")
 
 
