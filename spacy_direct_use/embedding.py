@@ -20,7 +20,7 @@ import numpy as np
 import srsly
 import torch
 
-from .errors import DirectNERError, Errors
+from .errors import DirectUseError, Errors
 from .inference import ClassifierRunner
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
@@ -64,7 +64,7 @@ def read_sentence_layout(name: str, revision: Optional[str], local_only: bool, p
     kinds = {str(m.get("type", "")).rsplit(".", 1)[-1]: m.get("path", "") for m in modules}
     if "Transformer" not in kinds:
         found = sorted(kinds)
-        raise DirectNERError(Errors.E064.format(name=name, modules=found))
+        raise DirectUseError(Errors.E064.format(name=name, modules=found))
     subfolder = kinds["Transformer"].strip("/")
     declared = _pooling_modes(read_json(name, f"{kinds['Pooling']}/config.json", revision, local_only) or {}) if "Pooling" in kinds else ("cls",)
     modes = parse_pooling(pooling, component) if pooling else declared
@@ -78,7 +78,7 @@ def parse_pooling(pooling: str, component: str) -> Tuple[str, ...]:
     """The `pooling` setting ("mean", or several joined by "+": "cls+mean") as modes."""
     modes = tuple(POOLING_ALIASES.get(mode.strip(), mode.strip()) for mode in str(pooling).split("+"))
     if not modes or any(mode not in POOLING_MODES for mode in modes):
-        raise DirectNERError(Errors.E008.format(key="pooling", value=pooling, options=list(POOLING_MODES), example="mean"))
+        raise DirectUseError(Errors.E008.format(key="pooling", value=pooling, options=list(POOLING_MODES), example="mean"))
     return modes
 
 

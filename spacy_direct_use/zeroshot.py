@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .errors import DirectNERError, Errors
+from .errors import DirectUseError, Errors
 
 Labels = Union[Sequence[str], Mapping[str, str]]
 
@@ -38,22 +38,22 @@ def label_texts(labels: Optional[Labels]) -> Optional[Dict[str, str]]:
     if labels is None:
         return None
     if isinstance(labels, str) or not isinstance(labels, (Mapping, Sequence)):
-        raise DirectNERError(Errors.E061.format(labels=labels, detail="not a list of labels or a mapping of label to description"))
+        raise DirectUseError(Errors.E061.format(labels=labels, detail="not a list of labels or a mapping of label to description"))
     pairs = list(labels.items()) if isinstance(labels, Mapping) else [(label, label) for label in labels]
     names = [name for name, _ in pairs]
     bad = [repr(x) for pair in pairs for x in pair if not isinstance(x, str) or not x.strip()]
     if bad:
-        raise DirectNERError(Errors.E061.format(labels=labels, detail=f"{', '.join(bad)} is not a non-empty string"))
+        raise DirectUseError(Errors.E061.format(labels=labels, detail=f"{', '.join(bad)} is not a non-empty string"))
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise DirectNERError(Errors.E061.format(labels=labels, detail=f"{repeated} given more than once"))
+        raise DirectUseError(Errors.E061.format(labels=labels, detail=f"{repeated} given more than once"))
     return dict(pairs)
 
 
 def check_template(template: str) -> str:
     """A hypothesis template with exactly one '{}' (E062 otherwise)."""
     if not isinstance(template, str) or template.count("{}") != 1:
-        raise DirectNERError(Errors.E062.format(template=template))
+        raise DirectUseError(Errors.E062.format(template=template))
     return template
 
 
