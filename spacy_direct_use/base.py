@@ -376,7 +376,7 @@ class DirectPipe(Pipe):
             raise DirectUseError(Errors.E012.format(path=path))
         self._source, self._local_only = path, True
         self._model = self._tokenizer = self._runner = None
-        self._model_labels = read_labels(path)
+        self._model_labels = [] if self.task() == "embedding" else read_labels(path)  # an encoder has no labels
 
 
 speaking_methods(DirectPipe, SPEAKING_METHODS)

@@ -98,6 +98,10 @@ class DirectTextCat(DirectPipe):
     def task(self) -> str:
         return "embedding" if self.route == "embedding" else "sequence"
 
+    def _use_saved_model(self, path) -> None:
+        self._route = None  # decided again from the saved model's config
+        super()._use_saved_model(path)
+
     def on_load(self, loaded: LoadedModel, runner: ClassifierRunner) -> None:
         if self.route == "nli":
             runner.activation = None  # the pair logits: nli_scores reads them as the pipeline does
