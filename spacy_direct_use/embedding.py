@@ -134,6 +134,8 @@ class EmbeddingRunner(ClassifierRunner):
     its pooled vector (before any normalization) and its sub-words' hidden states."""
 
     def __init__(self, model, tokenizer, device, precision: str, batch_size: int, batch_tokens: Optional[int], layout: SentenceLayout) -> None:
+        if precision == "int8":
+            raise DirectUseError(Errors.E066.format(what="sentence encoders (direct_vectors, zero-shot direct_textcat by similarity)"))
         super().__init__(model, tokenizer, device, precision, batch_size, batch_tokens, pack=False, per_token=False)
         self.layout = layout
         if layout.max_seq_length:

@@ -36,6 +36,7 @@ from .base import DirectPipe
 from .ner import DirectNER
 from .tagger import DirectTagger
 from .textcat import DirectTextCat
+from .vectors import DirectVectors
 
 ON_BAD_TEXT = ("raise", "empty")
 ENTITY_TYPE = pa.struct(
@@ -55,6 +56,7 @@ TOKENS_TYPE = pa.list_(
     pa.struct([(name, pa.int64()) for name in ("start_char", "end_char")] + [(name, pa.string()) for name in ("text", "pos", "tag", "morph")])
 )
 TOKENS_COLUMN = "tokens"
+VECTOR_COLUMN = "vector"  # fixed-size list of float32 (null for a row with no text)
 Batch = Any  # what map_batches hands over: pyarrow.Table, pandas.DataFrame or dict of numpy arrays
 
 
@@ -93,6 +95,7 @@ class DirectPredictor:
         self.on_bad_text = on_bad_text
         self.spans_keys = []
         self.with_cats = self.with_tokens = False
+        self.vector_width: Optional[int] = None
         for _, component in self.nlp.pipeline:
             if isinstance(component, DirectPipe):
                 if use_gpu and component.cfg["device"] is None:
@@ -102,6 +105,8 @@ class DirectPredictor:
                 self.spans_keys.append(component.cfg["spans_key"])
             self.with_cats |= isinstance(component, DirectTextCat)
             self.with_tokens |= isinstance(component, DirectTagger)
+            if isinstance(component, DirectVectors):
+                self.vector_width = component.width
 
     def __call__(self, batch: Batch) -> pa.Table:
         texts = self._texts(batch)
@@ -109,9 +114,12 @@ class DirectPredictor:
         entities: List[List[Dict[str, Any]]] = [[] for _ in texts]
         cats: List[List[Dict[str, Any]]] = [[] for _ in texts]
         tokens: List[List[Dict[str, Any]]] = [[] for _ in texts]
+        vectors: List[Optional[Any]] = [None for _ in texts]
         for i, doc in zip(good, self.nlp.pipe([texts[i] for i in good], batch_size=max(len(good), 1))):
             entities[i] = self._entities(doc)
             cats[i] = [{"label": label, "score": float(score)} for label, score in doc.cats.items()]
+            if self.vector_width:
+                vectors[i] = doc.vector
             if self.with_tokens:
                 tokens[i] = [
                     {"start_char": t.idx, "end_char": t.idx + len(t), "text": t.text, "pos": t.pos_, "tag": t.tag_, "morph": str(t.morph)}
@@ -124,6 +132,8 @@ class DirectPredictor:
             added[CATS_COLUMN] = pa.array(cats, type=CATS_TYPE)
         if self.with_tokens:
             added[TOKENS_COLUMN] = pa.array(tokens, type=TOKENS_TYPE)
+        if self.vector_width:
+            added[VECTOR_COLUMN] = pa.array(vectors, type=pa.list_(pa.float32(), self.vector_width))
         table = table.drop_columns([c for c in added if c in table.column_names])  # annotating annotated data replaces them
         for column, values in added.items():
             table = table.append_column(column, values)

@@ -21,7 +21,7 @@ from spacy.tokens import Doc, Span, SpanGroup
 from .alignment import TokenAlignment
 from .base import SHARED_CONFIG, DirectPipe
 from .embedding import read_json
-from .errors import DirectNERError, Errors
+from .errors import DirectUseError, Errors
 from .inference import ClassifierRunner, fork_safe_torch
 from .loading import LoadedModel
 from .windows import Window, strided_windows, weighted_mean
@@ -103,6 +103,8 @@ class DirectTextCat(DirectPipe):
         super()._use_saved_model(path)
 
     def on_load(self, loaded: LoadedModel, runner: ClassifierRunner) -> None:
+        if self.route == "nli" and self.cfg["precision"] == "int8":  # its graph takes no token_type_ids
+            raise DirectUseError(Errors.E066.format(what="zero-shot NLI checkpoints"))
         if self.route == "nli":
             runner.activation = None  # the pair logits: nli_scores reads them as the pipeline does
 
@@ -166,12 +168,12 @@ class DirectTextCat(DirectPipe):
         texts = call_labels(self._labels, labels)
         if self.route == "fine-tuned":
             if texts is not None and set(texts) != set(self._model_labels):
-                raise DirectNERError(Errors.E063.format(name=self._source, own=self._model_labels, labels=list(texts)))
+                raise DirectUseError(Errors.E063.format(name=self._source, own=self._model_labels, labels=list(texts)))
             return WindowReader(self._encode, runner.content_length, lambda ids, flat: self._forward(runner, ids, flat), lambda p: p, self._mapped_labels())
         if not texts:
             what = "an NLI checkpoint" if self.route == "nli" else "a sentence encoder (no classification head)"
             detail = f"'{self._source}' is {what}: it classifies into labels of your choosing, but none were given."
-            raise DirectNERError(Errors.E060.format(detail=detail))
+            raise DirectUseError(Errors.E060.format(detail=detail))
         multi = self._multi_label if multi_label is None else bool(multi_label)
         names = self._mapped_labels(list(texts))
         if self.route == "nli":

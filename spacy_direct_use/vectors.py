@@ -64,6 +64,12 @@ class DirectVectors(DirectPipe):
     def normalize(self) -> Optional[bool]:
         return self._layout.normalize if self._layout else None
 
+    @property
+    def width(self) -> int:
+        """The length of doc.vector (loads the model)."""
+        self._ensure_loaded()
+        return self._model.config.hidden_size * len(self._layout.pooling)
+
     def predict(self, docs: List[Doc]) -> List[Tuple[np.ndarray, Optional[np.ndarray]]]:
         """Each Doc's vector, and its tokens' vectors (n_tokens, dim) where `token_vectors`."""
         runner = self._ensure_loaded()

@@ -176,32 +176,152 @@ def bert_dir(tmp_path_factory) -> Path:
     return make_lookup_model(tmp_path_factory.mktemp("bert") / "model", WORDPIECE_RULES, "wordpiece")
 
 
-def _path_from_env(variable: str, what: str) -> Path:
+# -- real models and data (../shared) ---------------------------------------------------------------
+
+SHARED_VARIABLE = "SPACY_DIRECT_USE_SHARED"
+DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
+"""Where real models and data are looked for: `shared/` beside the repository root (../shared),
+or the folder SPACY_DIRECT_USE_SHARED names."""
+SHARED_FILES = {
+    "SPACY_DIRECT_USE_TEST_MODEL": "models/minilm-conll03",
+    "SPACY_DIRECT_USE_TEST_XLMR_MODEL": "models/xlmr-minilm-conll03",
+    "SPACY_DIRECT_USE_TEST_IOB1_MODEL": "models/minilm-conll03-iob1",
+    "SPACY_DIRECT_USE_CONLL_DIR": "data/conll2003",
+    "SPACY_DIRECT_USE_TEST_SST2_MODEL": "models/minilm-sst2",
+    "SPACY_DIRECT_USE_SST2_FILE": "data/sst2/test.tsv",
+    "SPACY_DIRECT_USE_TEST_UPOS_MODEL": "models/minilm-ud-upos",
+    "SPACY_DIRECT_USE_EWT_FILE": "data/ud-english-ewt/en_ewt-ud-test.conllu",
+}
+"""Each real-model test input: the variable that overrides it, and its place in the shared folder."""
+REAL_MODEL_SKIP = "real-model test skipped: "
+
+
+def shared_root() -> Path:
+    value = os.environ.get(SHARED_VARIABLE)
+    return Path(value).expanduser().resolve() if value else DEFAULT_SHARED
+
+
+def shared_path(variable: str) -> Path:
+    """A real model or data file: the variable's path where it is set, else its place in the
+    shared folder; the test is skipped (and the summary at the end of the run says why)
+    where that is not there."""
     value = os.environ.get(variable)
-    if not value:
-        pytest.skip(f"{variable} is not set: point it at {what} (.ci/run sets it from ../shared)")
-    return Path(value).resolve()  # absolute: some tests run from other directories
+    if value:
+        path = Path(value).expanduser().resolve()  # absolute: some tests run from other directories
+        if not path.exists():
+            pytest.skip(f"{REAL_MODEL_SKIP}{variable}={value} does not exist")
+        return path
+    root = shared_root()
+    if not root.is_dir():
+        named = f"{SHARED_VARIABLE}={os.environ[SHARED_VARIABLE]}" if os.environ.get(SHARED_VARIABLE) else f"../shared ({root})"
+        pytest.skip(f"{REAL_MODEL_SKIP}{named} not found; set {SHARED_VARIABLE} to a folder laid out as ../shared")
+    path = root / SHARED_FILES[variable]
+    if not path.exists():
+        pytest.skip(f"{REAL_MODEL_SKIP}{path} not found; set {variable} to where it is")
+    return path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line per reason real-model tests were skipped, so a run never skips them without a word."""
+    reasons: Dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else ""
+        if REAL_MODEL_SKIP in reason:
+            reason = reason[reason.index(REAL_MODEL_SKIP) + len(REAL_MODEL_SKIP):]
+            reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, count in reasons.items():
+        terminalreporter.write_line(f"real-model tests skipped ({count}): {reason}", yellow=True)
 
 
 @pytest.fixture(scope="session")
 def real_model_dir() -> Path:
-    """The real CoNLL-2003 model, from SPACY_DIRECT_USE_TEST_MODEL."""
-    return _path_from_env("SPACY_DIRECT_USE_TEST_MODEL", "a token classifier such as ../shared/models/minilm-conll03")
+    """The real CoNLL-2003 model (../shared/models/minilm-conll03, or SPACY_DIRECT_USE_TEST_MODEL)."""
+    return shared_path("SPACY_DIRECT_USE_TEST_MODEL")
 
 
 @pytest.fixture(scope="session")
 def xlmr_model_dir() -> Path:
-    """The real SentencePiece (XLM-R architecture) CoNLL-2003 model, from SPACY_DIRECT_USE_TEST_XLMR_MODEL."""
-    return _path_from_env("SPACY_DIRECT_USE_TEST_XLMR_MODEL", "a SentencePiece token classifier such as ../shared/models/xlmr-minilm-conll03")
+    """The real SentencePiece (XLM-R architecture) CoNLL-2003 model (or SPACY_DIRECT_USE_TEST_XLMR_MODEL)."""
+    return shared_path("SPACY_DIRECT_USE_TEST_XLMR_MODEL")
 
 
 @pytest.fixture(scope="session")
 def iob1_model_dir() -> Path:
-    """The real IOB1-trained CoNLL-2003 model in fp16, from SPACY_DIRECT_USE_TEST_IOB1_MODEL."""
-    return _path_from_env("SPACY_DIRECT_USE_TEST_IOB1_MODEL", "an IOB1 token classifier such as ../shared/models/minilm-conll03-iob1")
+    """The real IOB1-trained CoNLL-2003 model in fp16 (or SPACY_DIRECT_USE_TEST_IOB1_MODEL)."""
+    return shared_path("SPACY_DIRECT_USE_TEST_IOB1_MODEL")
 
 
 @pytest.fixture(scope="session")
 def conll_dir() -> Path:
-    """The CoNLL-2003 English files, from SPACY_DIRECT_USE_CONLL_DIR."""
-    return _path_from_env("SPACY_DIRECT_USE_CONLL_DIR", "a directory with eng.testa and eng.testb")
+    """The CoNLL-2003 English files eng.testa and eng.testb (or SPACY_DIRECT_USE_CONLL_DIR)."""
+    return shared_path("SPACY_DIRECT_USE_CONLL_DIR")
+
+
+def make_sentence_encoder(
+    path: Path, pooling: Union[str, List[str]] = "mean", normalize: bool = True, max_seq_length: int = 24,
+    legacy_pooling_keys: bool = True, seed: int = 0, subfolder: str = "",
+) -> Path:
+    """A 2-layer BERT with random weights saved in sentence-transformers' layout: modules.json
+    (Transformer -> Pooling -> Normalize), 1_Pooling/config.json (the legacy
+    pooling_mode_*_tokens flags, or `pooling_mode`), sentence_bert_config.json."""
+    import json
+
+    tokenizer = train_tokenizer("wordpiece")
+    tokenizer.model_max_length = 64
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    from transformers import BertModel
+
+    encoder_dir = path / subfolder if subfolder else path
+    BertModel(config).eval().save_pretrained(encoder_dir)
+    tokenizer.save_pretrained(encoder_dir)
+    modes = [pooling] if isinstance(pooling, str) else list(pooling)
+    legacy = {"cls": "pooling_mode_cls_token", "max": "pooling_mode_max_tokens", "mean": "pooling_mode_mean_tokens",
+              "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens", "weightedmean": "pooling_mode_weightedmean_tokens",
+              "lasttoken": "pooling_mode_lasttoken"}  # fmt: skip
+    pooling_config = {"word_embedding_dimension": 32}
+    if legacy_pooling_keys:
+        pooling_config.update({key: mode in modes for mode, key in legacy.items()})
+    else:
+        pooling_config["pooling_mode"] = modes[0] if len(modes) == 1 else modes
+    modules = [
+        {"idx": 0, "name": "0", "path": subfolder, "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (path / "2_Normalize").mkdir(parents=True, exist_ok=True)
+    (path / "1_Pooling").mkdir(parents=True, exist_ok=True)
+    (path / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config))
+    (path / "modules.json").write_text(json.dumps(modules))
+    (encoder_dir / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False}))
+    return path
+
+
+def make_nli_classifier(path: Path, labels: List[str], kind: str = "wordpiece", seed: int = 0) -> Path:
+    """A 1-layer NLI-shaped sequence classifier (BERT, or RoBERTa with byte-level BPE) with
+    random, trained-looking weights and the given labels in id order."""
+    tokenizer = train_tokenizer(kind)
+    tokenizer.model_max_length = 64
+    common = dict(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)}, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    if kind == "wordpiece":
+        model = BertForSequenceClassification(BertConfig(max_position_embeddings=64, **common)).eval()
+        head = model.classifier
+    else:
+        from transformers import RobertaForSequenceClassification
+
+        model = RobertaForSequenceClassification(RobertaConfig(max_position_embeddings=66, **common)).eval()
+        head = model.classifier.out_proj
+    with torch.no_grad():
+        head.weight.normal_(0, 2.0)
+        head.bias.uniform_(-1, 1)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
