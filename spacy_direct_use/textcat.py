@@ -177,7 +177,7 @@ class DirectTextCat(DirectPipe):
         multi = self._multi_label if multi_label is None else bool(multi_label)
         names = self._mapped_labels(list(texts))
         if self.route == "nli":
-            return self._nli_reader(runner, list(texts), check_template(hypothesis_template or self.cfg["hypothesis_template"]), multi, names)
+            return self._nli_reader(runner, list(texts.values()), check_template(hypothesis_template or self.cfg["hypothesis_template"]), multi, names)
         label_vectors = self._embedded_labels(runner, tuple(texts.values()))
         finish = lambda vector: similarity_scores(runner.finish(vector), label_vectors, multi)  # noqa: E731
         return WindowReader(self._encode_text, runner.content_length, lambda ids, flat: [p for p, _ in self._forward(runner, ids, flat)], finish, names)
