@@ -1,6 +1,6 @@
-"""Integration with real CoNLL-2003 checkpoints: a WordPiece BERT (SPACY_DIRECT_USE_TEST_MODEL),
-a SentencePiece XLM-R (SPACY_DIRECT_USE_TEST_XLMR_MODEL) and an IOB1-trained fp16 BERT
-(SPACY_DIRECT_USE_TEST_IOB1_MODEL)."""
+"""Integration with real CoNLL-2003 checkpoints from ../shared/models (conftest.shared_path): a
+WordPiece BERT (or SPACY_DIRECT_USE_TEST_MODEL), a SentencePiece XLM-R (or
+SPACY_DIRECT_USE_TEST_XLMR_MODEL) and an IOB1-trained fp16 BERT (or SPACY_DIRECT_USE_TEST_IOB1_MODEL)."""
 import shutil
 
 import numpy as np

@@ -12,45 +12,15 @@ from spacy.util import fix_random_seed
 
 from conftest import make_lookup_model, make_sequence_classifier, train_tokenizer
 
-TEXT = "Angela Merkel paid 300 dollars in Paris on Monday ."
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from recipes import TRAIN, train_tiny_ner  # noqa: E402  (the tiny trained ner examples/recipes.py builds)
+
 ONTONOTES = {"PER": "PERSON", "LOC": "GPE"}  # the README's label_map (MISC stays MISC)
-TRAIN = [  # made-up sentences for a tiny trained `ner` that knows DATE and MONEY only
-    (TEXT, [("300 dollars", "MONEY"), ("Monday", "DATE")]),
-    ("Jane Doe earned 40 euros in London last year .", [("40 euros", "MONEY"), ("last year", "DATE")]),
-    ("The United Nations spent 9 million dollars on Friday .", [("9 million dollars", "MONEY"), ("Friday", "DATE")]),
-    ("On Tuesday the bank lent 500 euros .", [("Tuesday", "DATE"), ("500 euros", "MONEY")]),
-    ("Berlin raised 20 dollars in March .", [("20 dollars", "MONEY"), ("March", "DATE")]),
-    ("He flew home on Sunday .", [("Sunday", "DATE")]),
-    ("It cost 7 euros .", [("7 euros", "MONEY")]),
-]
+TEXT = TRAIN[0][0]  # "Angela Merkel paid 300 dollars in Paris on Monday ."
 
 
 def ents(doc):
     return [(e.text, e.label_) for e in doc.ents]
-
-
-def _examples(nlp, data):
-    examples = []
-    for text, spans in data:
-        entities = [(text.index(s), text.index(s) + len(s), label) for s, label in spans]
-        examples.append(Example.from_dict(nlp.make_doc(text), {"entities": entities}))
-    return examples
-
-
-def train_tiny_ner(path: Path) -> Path:
-    """A tok2vec + ner pipeline trained a few steps on TRAIN, standing in for en_core_web_sm."""
-    fix_random_seed(0)
-    nlp = spacy.blank("en")
-    tok2vec = {"@architectures": "spacy.HashEmbedCNN.v2", "width": 32, "depth": 1, "embed_size": 500, "window_size": 1,
-               "maxout_pieces": 2, "subword_features": True, "pretrained_vectors": None}
-    nlp.add_pipe("tok2vec", config={"model": tok2vec})
-    nlp.add_pipe("ner")
-    examples = _examples(nlp, TRAIN)
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(40):
-        nlp.update(examples, sgd=optimizer, drop=0.0)
-    nlp.to_disk(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +56,23 @@ TRAINED = [("300 dollars", "MONEY"), ("Monday", "DATE")]
 )
 def test_recipes_with_a_trained_ner(trained_dir, bert_dir, how, expected):
     assert recipe(trained_dir, bert_dir, how) == expected
+
+
+@pytest.mark.slow
+def test_the_recipes_example_runs_as_documented_without_a_pipeline(bert_dir, tmp_path):
+    """`python examples/recipes.py /tmp/tiny_trained MODEL` (docs/spacy-tools.md) trains the
+    missing pipeline first, then prints each recipe's entities."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "recipes.py"
+    target = tmp_path / "tiny_trained"
+    run = subprocess.run([sys.executable, str(script), str(target), str(bert_dir)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"{target} is not installed or saved: training") and (target / "meta.json").is_file()
+    both = [("Angela Merkel", "PERSON"), ("300 dollars", "MONEY"), ("Paris", "GPE"), ("Monday", "DATE")]
+    assert lines[2] == f"{'trained ner alone':45} {[('300 dollars', 'MONEY'), ('Monday', 'DATE')]}"
+    replace = 'replace_pipe("ner", "direct_ner")'
+    assert lines[3] == f"{replace:45} {[('Angela Merkel', 'PERSON'), ('Paris', 'GPE')]}"
+    assert lines[4:] == [f"{name:45} {both}" for name in ('add_pipe(before="ner")', 'add_pipe(after="ner")', 'add_pipe(after="ner", overwrite_ents=True)')]
 
 
 def test_before_ner_the_trained_ner_cannot_break_a_transformer_entity(trained_dir, tmp_path):

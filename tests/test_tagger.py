@@ -1,6 +1,5 @@
 """direct_tagger: a token classifier's tags on every token (pos_, tag_ or morph), read from each
 token's first piece as fine-tuning labels it; recipes next to a trained tagger."""
-import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import fix_random_seed
 
-from conftest import make_lookup_model
+from conftest import make_lookup_model, shared_path
 from spacy_direct_use import DirectNERError
 
 TEXT = "Angela Merkel flew to Paris to meet the United Nations."
@@ -192,9 +191,7 @@ def test_pos_beside_a_tagger_and_its_attribute_ruler(trained_tagger, upos_dir, w
 
 @pytest.mark.slow
 def test_real_upos_model_on_ewt_test():
-    model, data = os.environ.get("SPACY_DIRECT_USE_TEST_UPOS_MODEL"), os.environ.get("SPACY_DIRECT_USE_EWT_FILE")
-    if not (model and data):
-        pytest.skip("SPACY_DIRECT_USE_TEST_UPOS_MODEL / _EWT_FILE are not set (.ci/run sets them from ../shared)")
+    model, data = shared_path("SPACY_DIRECT_USE_TEST_UPOS_MODEL"), shared_path("SPACY_DIRECT_USE_EWT_FILE")
     from spacy.training.converters import conllu_to_docs
 
     nlp = tagger(model)

@@ -1,7 +1,6 @@
 """direct_textcat: a sequence classifier's label probabilities in doc.cats, as the model
 itself gives them for each window (the reference: transformers on the window's words),
 combined over long Docs by the core-length-weighted mean."""
-import os
 from pathlib import Path
 from typing import Dict, List
 
@@ -13,7 +12,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import CORPUS, make_sequence_classifier
+from conftest import CORPUS, make_sequence_classifier, shared_path
 from spacy_direct_use import DirectNERError, DirectTextCat
 
 LABELS = ["NEGATIVE", "POSITIVE"]
@@ -198,11 +197,9 @@ def test_registered_by_entry_point():
 
 
 def _sst2():
-    model, data = os.environ.get("SPACY_DIRECT_USE_TEST_SST2_MODEL"), os.environ.get("SPACY_DIRECT_USE_SST2_FILE")
-    if not (model and data):
-        pytest.skip("SPACY_DIRECT_USE_TEST_SST2_MODEL / _SST2_FILE are not set (.ci/run sets them from ../shared)")
-    rows = [line.rstrip("\n").split("\t") for line in Path(data).read_text(encoding="utf-8").splitlines()[1:]]
-    return Path(model), [(text.strip(), int(label)) for text, label in rows]
+    model, data = shared_path("SPACY_DIRECT_USE_TEST_SST2_MODEL"), shared_path("SPACY_DIRECT_USE_SST2_FILE")
+    rows = [line.rstrip("\n").split("\t") for line in data.read_text(encoding="utf-8").splitlines()[1:]]
+    return model, [(text.strip(), int(label)) for text, label in rows]
 
 
 @pytest.mark.slow
