@@ -18,7 +18,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import spacy  # noqa: E402
 
-from conftest import make_lookup_model, make_nlp, make_sequence_classifier  # noqa: E402
+from conftest import make_lookup_model, make_nlp, make_sentence_encoder, make_sequence_classifier  # noqa: E402
 from spacy_direct_use import DirectNERError  # noqa: E402
 from spacy_direct_use.annotate import main as annotate_main  # noqa: E402
 from spacy_direct_use.annotate import read_corpus  # noqa: E402
@@ -114,6 +114,21 @@ def test_a_pipeline_with_direct_tagger_gets_a_tokens_column(tmp_path):
     first, empty = out.column("tokens").to_pylist()
     assert [(t["text"], t["pos"]) for t in first] == [("Angela", "PROPN"), ("Merkel", "PROPN"), ("flew", "NOUN"), ("to", "ADP"), ("Paris", "PROPN")]
     assert first[4]["start_char"] == 22 and empty == []
+
+
+def test_a_pipeline_with_direct_vectors_gets_a_vector_column(tmp_path):
+    model = make_sentence_encoder(tmp_path / "st")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_vectors", config={"model": str(model)})
+    nlp.to_disk(tmp_path / "pipeline")
+    texts = ["Angela Merkel flew to Paris.", "", None, "Jane Doe visited Berlin."]
+    out = DirectPredictor(str(tmp_path / "pipeline"), on_bad_text="empty")(pa.table({"text": texts}))
+    assert out.schema.field("vector").type == pa.list_(pa.float32(), 32)
+    got = out.column("vector").to_pylist()
+    assert got[2] is None
+    expected = [doc.vector for doc in spacy.load(tmp_path / "pipeline").pipe([t for t in texts if t is not None])]
+    for row, vector in zip([got[0], got[1], got[3]], expected):
+        assert row == pytest.approx(vector.tolist(), abs=1e-6)
 
 
 def test_batch_without_entities_has_the_fixed_schema(pipeline_dir, tmp_path):
