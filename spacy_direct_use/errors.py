@@ -136,8 +136,14 @@ class Errors(metaclass=ErrorsWithCodes):
     E005 = (
         "'{name}' has an untrained classification head: {detail}. "
         "Its predictions would be random. Use a fine-tuned checkpoint "
-        "(e.g. '{example_model}'), or fine-tune this one first. If you know "
-        "the head is trained, load it anyway: config={{\"check_head\": false}}."
+        "(e.g. '{example_model}'), or fine-tune this one first. With no training "
+        "at all, the same checkpoint gives sentence vectors: nlp.add_pipe("
+        "\"direct_vectors\", config={{\"model\": \"{name}\"}}); and categories "
+        "of your choosing come from direct_textcat with labels on an NLI or "
+        "sentence-embedding checkpoint: nlp.add_pipe(\"direct_textcat\", "
+        "config={{\"model\": \"sentence-transformers/all-MiniLM-L6-v2\", "
+        "\"labels\": [\"sports\", \"politics\"]}}). If you know the head is "
+        "trained, load it anyway: config={{\"check_head\": false}}."
     )
     E006 = (
         "The tokenizer of '{name}' ({cls}) is not a fast tokenizer "

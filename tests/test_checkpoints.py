@@ -167,6 +167,10 @@ def test_encoder_without_trained_head_is_refused(tmp_path, tokenizer, architectu
     message = load_error(path)
     assert "untrained classification head" in message and "classifier.weight" in message
     assert "predictions would be random" in message and "fine-tune" in message
+    assert f'nlp.add_pipe("direct_vectors", config={{"model": "{path}"}})' in message and '"labels": [' in message
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_vectors", config={"model": str(path), "pooling": "mean"})
+    assert nlp("Angela Merkel visited Paris").vector.shape == (16,)  # the route E005 names works on it
 
 
 def fresh_token_classifier(model_type, tokenizer, labels=BIO):
