@@ -409,7 +409,7 @@ def test_the_ray_predictor_surfaces_the_error(pipeline):
 
 @pytest.mark.slow
 def test_the_annotate_command_on_ray_reports_the_damaged_file(pipeline, tmp_path):
-    """Through Ray Data the actor's DirectNERError comes back wrapped by Ray, its message whole."""
+    """Through Ray Data the actor's DirectUseError comes back wrapped by Ray, its message whole."""
     pytest.importorskip("ray")
     from spacy_direct_use.annotate import main as annotate_main
 
@@ -418,5 +418,5 @@ def test_the_annotate_command_on_ray_reports_the_damaged_file(pipeline, tmp_path
     (tmp_path / "in.jsonl").write_text(json.dumps({"text": TEXT}) + "\n")
     with pytest.raises(Exception) as info:
         annotate_main([str(tmp_path / "in.jsonl"), str(tmp_path / "out"), "--pipeline", str(pipeline)])
-    assert_mismatch(str(info.value).split("DirectNERError: ")[-1], weights)
+    assert_mismatch(str(info.value).split("DirectUseError: ")[-1], weights)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.parquet"))
