@@ -95,3 +95,12 @@ def test_a_damaged_saved_tagger_names_direct_tagger(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="spacy_direct_use"):
         spacy.load(tmp_path / "pipeline")
     assert any(r.getMessage().startswith("[direct_tagger] ") and "no manifest.json" in r.getMessage() for r in caplog.records)
+
+
+def test_a_component_built_without_its_factory_still_names_itself(tmp_path):
+    """A subclass's own entry points speak too (here DirectTagger.__init__'s check, after the core's)."""
+    from spacy_direct_use import DirectTagger
+
+    model = make_lookup_model(tmp_path / "m", {"paris": "PROPN"}, labels=["NOUN", "PROPN"], strength=4.0)
+    with pytest.raises(DirectUseError, match=r"^\[direct_tagger E008\] Invalid setting aggregation='bogus'"):
+        DirectTagger(spacy.blank("en").vocab, model=str(model), aggregation="bogus")
