@@ -30,22 +30,21 @@ class Task:
     kind: str  # "token classifier"
     auto_class: Any
     suffix: str  # the architectures' name ending
-    components: str  # the factories that take such a checkpoint
-    example: str
+    components: str  # the factories that take such a checkpoint (the examples messages give: errors.EXAMPLES)
 
 
 TASKS: Dict[str, Task] = {
     "token": Task(
         "token classifier", AutoModelForTokenClassification, "ForTokenClassification",
-        "direct_ner (entities) or direct_tagger (tags)", "dslim/bert-base-NER",
+        "direct_ner (entities) or direct_tagger (tags)",
     ),
     "sequence": Task(
         "sequence classifier", AutoModelForSequenceClassification, "ForSequenceClassification",
-        "direct_textcat", "distilbert-base-uncased-finetuned-sst-2-english",
+        "direct_textcat",
     ),
     "embedding": Task(
         "sentence encoder", AutoModel, "",
-        "direct_vectors, or direct_textcat with labels", "sentence-transformers/all-MiniLM-L6-v2",
+        "direct_vectors, or direct_textcat with labels",
     ),
 }  # fmt: skip
 """A sentence encoder is any checkpoint's encoder (AutoModel drops a head): no head
