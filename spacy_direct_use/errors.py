@@ -16,8 +16,6 @@ import re
 from typing import Callable, Dict, Iterable, Iterator, NamedTuple
 
 PACKAGE = "spacy_direct_use"
-LEGACY_PREFIX = "[direct_ner] "
-"""What messages were once written with; stripped, as the heading now names the speaker."""
 _CODE = re.compile(r"[EW]\d+")
 
 
@@ -40,7 +38,7 @@ EXAMPLES: Dict[str, Examples] = {
     "direct_ner": Examples("dslim/bert-base-NER", '["O", "B-PER", "I-PER", "B-ORG", "I-ORG", ...]'),
     "direct_tagger": Examples("vblagoje/bert-english-uncased-finetuned-pos", '["ADJ", "ADP", "ADV", "AUX", ...]'),
     "direct_textcat": Examples("distilbert-base-uncased-finetuned-sst-2-english", '["NEGATIVE", "POSITIVE"]'),
-    "direct_vectors": Examples("sentence-transformers/all-MiniLM-L6-v2", '["LABEL_0"]'),
+    "direct_vectors": Examples("sentence-transformers/all-MiniLM-L6-v2", "[...]"),  # an encoder has no labels
 }
 """Per factory name; a speaker not listed (the package itself) gets direct_ner's."""
 
@@ -107,7 +105,7 @@ class ErrorsWithCodes(type):
             return message
         component = speaker()
         examples = examples_for(component)
-        headed = Message(f"[{component} {name}] {message.removeprefix(LEGACY_PREFIX)}")
+        headed = Message(f"[{component} {name}] {message}")
         headed.speaker_fields = {"component": component, "example_model": examples.model, "example_labels": examples.labels}
         return headed
 
