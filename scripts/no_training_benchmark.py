@@ -142,7 +142,7 @@ def bench_zeroshot(args) -> Dict[str, object]:
         import classy_classification  # noqa: F401
 
         classy = spacy.blank("en")
-        classy.add_pipe("classy_classification", config={"data": AG_LABELS, "model": model, "cat_type": "zero", "include_sent": False, "device": "cpu"})
+        classy.add_pipe("classy_classification", config={"data": AG_LABELS, "model": model, "cat_type": "zero", "include_sent": False, "device": "cpu", "config": {}})
         systems["classy-classification zero-shot (nlp.pipe)"] = lambda: list(classy.pipe(texts, batch_size=64))
     except ImportError:
         print("classy-classification is not installed here: its row is skipped (docs/reproducing.md sets up its environment)")

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from spacy.tokens import Doc, Span, Token
 
+from .alignment import TokenAlignment, aggregate
 from .base import SHARED_CONFIG, DirectPipe
 from .embedding import EmbeddingRunner
 from .windows import Window, weighted_mean
@@ -105,17 +106,17 @@ def embed_docs(pipe: DirectPipe, runner: EmbeddingRunner, docs: List[Doc], with_
             states = np.zeros((len(doc_ids), window_outputs[0][1].shape[-1]), dtype=np.float32)
             for (start, _, core_start, core_end), (_, hidden) in zip(windows, window_outputs):
                 states[core_start:core_end] = hidden[first + core_start - start : first + core_end - start]
-            token_vectors = token_means(states, alignment.piece_tokens, len(doc))
+            token_vectors = token_means(states, alignment, len(doc))
         results.append((vector.astype(np.float32), token_vectors))
     return results
 
 
-def token_means(states: np.ndarray, piece_tokens: np.ndarray, n_tokens: int) -> np.ndarray:
+def token_means(states: np.ndarray, alignment: TokenAlignment, n_tokens: int) -> np.ndarray:
     """The mean of each token's sub-word states (zeros for a token with none: whitespace)."""
-    sums = np.zeros((n_tokens, states.shape[-1]), dtype=np.float32)
-    np.add.at(sums, piece_tokens, states)
-    counts = np.bincount(piece_tokens, minlength=n_tokens).astype(np.float32)[:, None]
-    return sums / np.clip(counts, 1, None)
+    means = np.zeros((n_tokens, states.shape[-1]), dtype=np.float32)
+    if len(states):
+        means[alignment.tokens] = aggregate(states, alignment, "average")
+    return means
 
 
 # -- reading the vectors back (hooks: module-level, so pickled Docs keep them) ----------
