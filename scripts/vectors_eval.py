@@ -6,8 +6,9 @@ sentence's doc.vector to sentence-transformers' embedding.
 = their second sentences, gold = the mean of their gold scores; one long pair per
 starting pair, cyclic), read by direct_vectors' windows and by the rules it could have
 used, beside sentence-transformers (which cuts each text at max_seq_length):
-  core-weighted mean of pooled windows, then normalize (direct_vectors' rule); the
-  same mean of the normalized window vectors; their plain mean; the first window only.
+  core-weighted mean of the normalized window vectors, normalized (direct_vectors'
+  rule, EmbeddingRunner.combine); the same mean of the pooled vectors, then
+  normalized; the plain mean of normalized windows; the first window only.
 
   python scripts/vectors_eval.py --model MODEL --stsb ../shared/data/stsb/sts-dev.csv --long 30 --output metrics/vectors.json
 """
@@ -54,13 +55,13 @@ def window_rules(pipe: DirectVectors, texts: Sequence[str], nlp) -> Tuple[Dict[s
     flat = [(i, w) for i, ws in enumerate(doc_windows) for w in ws]
     outputs = iter(pipe._forward(runner, ids, flat))
     rules: Dict[str, List[np.ndarray]] = {
-        "core-weighted mean, then normalize": [], "core-weighted mean of normalized windows": [],
+        "core-weighted mean, then normalize": [], "core-weighted mean of normalized windows (direct_vectors)": [],
         "mean of normalized windows": [], "first window only": [],
     }  # fmt: skip
     for windows in doc_windows:
         pooled = [p for p, _ in (next(outputs) for _ in windows)]
         rules["core-weighted mean, then normalize"].append(runner.finish(weighted_mean(windows, pooled)))
-        rules["core-weighted mean of normalized windows"].append(runner.finish(weighted_mean(windows, list(runner.finish(np.stack(pooled))))))
+        rules["core-weighted mean of normalized windows (direct_vectors)"].append(runner.combine(windows, pooled))
         rules["mean of normalized windows"].append(runner.finish(np.mean(runner.finish(np.stack(pooled)), axis=0)))
         rules["first window only"].append(runner.finish(pooled[0]))
     return {rule: np.stack(v) for rule, v in rules.items()}, float(np.mean([len(w) for w in doc_windows]))

@@ -180,7 +180,8 @@ class DirectTextCat(DirectPipe):
             return self._nli_reader(runner, list(texts.values()), check_template(hypothesis_template or self.cfg["hypothesis_template"]), multi, names)
         label_vectors = self._embedded_labels(runner, tuple(texts.values()))
         finish = lambda vector: similarity_scores(runner.finish(vector), label_vectors, multi)  # noqa: E731
-        return WindowReader(self._encode_text, runner.content_length, lambda ids, flat: [p for p, _ in self._forward(runner, ids, flat)], finish, names)
+        run = lambda ids, flat: list(runner.finish(np.stack([p for p, _ in self._forward(runner, ids, flat)])))  # noqa: E731
+        return WindowReader(self._encode_text, runner.content_length, run, finish, names)  # windows as EmbeddingRunner.combine
 
     def _nli_reader(self, runner: ClassifierRunner, labels: List[str], template: str, multi: bool, names: List[Optional[str]]) -> WindowReader:
         """Each window read against every label's hypothesis, all pairs in one length-sorted run."""

@@ -8,8 +8,8 @@ so nothing is cut off. Each window is pooled as the checkpoint declares
 (embedding.py). A Doc that fits one window gets exactly sentence-transformers'
 embedding; a longer Doc gets the mean of its windows' pooled vectors, each weighted
 by its core (the sub-words only it reads), then normalized where the checkpoint
-normalizes (the rule measured against other rules on long STS-B pairs:
-scripts/vectors_eval.py --long).
+normalizes (EmbeddingRunner.combine: the rule measured best on STS-B pairs
+made long, scripts/vectors_eval.py --long).
 
 What goes on the Doc:
 - `doc.vector`: that embedding (float32), so `doc.similarity(other)` is their cosine;
@@ -29,7 +29,6 @@ from spacy.tokens import Doc, Span, Token
 from .alignment import TokenAlignment, aggregate
 from .base import SHARED_CONFIG, DirectPipe
 from .embedding import EmbeddingRunner
-from .windows import Window, weighted_mean
 
 DEFAULT_CONFIG = {
     **SHARED_CONFIG,
@@ -100,7 +99,7 @@ def embed_docs(pipe: DirectPipe, runner: EmbeddingRunner, docs: List[Doc], with_
     first = len(runner.prefix)
     for doc, doc_ids, alignment, windows in zip(docs, ids, alignments, doc_windows):
         window_outputs = [next(outputs) for _ in windows]
-        vector = runner.finish(weighted_mean(windows, [pooled for pooled, _ in window_outputs]))
+        vector = runner.combine(windows, [pooled for pooled, _ in window_outputs])
         token_vectors = None
         if with_tokens:
             states = np.zeros((len(doc_ids), window_outputs[0][1].shape[-1]), dtype=np.float32)

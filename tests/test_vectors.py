@@ -119,6 +119,25 @@ def test_a_long_doc_is_read_to_its_end(encoder_dir):
     assert len(huge) > 10_000 and np.isfinite(huge.vector).all() and np.linalg.norm(huge.vector) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_a_long_doc_is_the_core_weighted_mean_of_its_normalized_windows(encoder_dir):
+    """The rule chosen on long STS-B pairs (scripts/vectors_eval.py --long): each window's
+    embedding, as sentence-transformers gives it for the window's text, weighted by its core."""
+    nlp = vectors_nlp(encoder_dir)
+    pipe = nlp.get_pipe("direct_vectors")
+    text = "Angela Merkel flew to Paris. Jane Doe visited Berlin on Monday. a b c d e f g h. The United Nations met in Geneva."
+    doc = nlp(text)
+    runner = pipe._ensure_loaded()
+    (ids,), (alignment,) = pipe._encode_text([doc], runner)
+    windows = pipe._windows(doc, alignment, runner.content_length)
+    assert len(windows) >= 2
+    offsets = runner.text_encoder.encode(text, add_special_tokens=False).offsets
+    window_texts = [text[offsets[start][0] : offsets[end - 1][1]] for start, end, _, _ in windows]
+    embeddings = sentence_transformers_encode(encoder_dir, window_texts)
+    weights = np.array([core_end - core_start for _, _, core_start, core_end in windows], dtype=np.float64)
+    expected = (embeddings * weights[:, None]).sum(axis=0)
+    np.testing.assert_allclose(doc.vector, expected / np.linalg.norm(expected), rtol=1e-4, atol=1e-5)
+
+
 def test_nlp_pipe_and_batch_contract(encoder_dir):
     nlp = vectors_nlp(encoder_dir)
     one_by_one = [nlp(t).vector for t in TEXTS]
