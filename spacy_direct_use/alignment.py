@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import List, Tuple
 
 import numpy as np
-from spacy.attrs import IS_SPACE, ORTH
+from spacy.attrs import IDX, IS_SPACE, ORTH
 from spacy.tokens import Doc
 
 AGGREGATIONS = ("first", "average", "max")
@@ -64,3 +64,20 @@ def aggregate(probs: np.ndarray, alignment: TokenAlignment, strategy: str) -> np
     confidence = probs.max(axis=1)
     order = np.lexsort((-confidence, alignment.piece_tokens))
     return probs[order][groups]
+
+
+def text_pieces(docs: List[Doc], encoder) -> Tuple[List[np.ndarray], List[TokenAlignment]]:
+    """Each Doc's sub-word ids from its running text, as the tokenizer reads a text
+    (sentence-transformers, transformers' pipelines; not pre-split words), and which
+    pieces lie in which token, by character offsets (a piece belongs to the token it
+    starts in)."""
+    encodings = encoder.encode_batch([doc.text for doc in docs], add_special_tokens=False)
+    ids, alignments = [], []
+    for doc, encoding in zip(docs, encodings):
+        token_starts = doc.to_array([IDX]).reshape(-1)
+        piece_starts = np.array([start for start, _ in encoding.offsets], dtype=np.int64)
+        piece_tokens = np.clip(np.searchsorted(token_starts, piece_starts, side="right") - 1, 0, None)
+        ids.append(np.asarray(encoding.ids, dtype=np.int64))
+        alignments.append(TokenAlignment.from_word_ids(piece_tokens, np.arange(len(doc))))
+    return ids, alignments
+

@@ -15,21 +15,23 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tupl
 
 import numpy as np
 import srsly
+import torch
 from spacy.language import Language
 from spacy.pipeline import Pipe, Sentencizer
-from spacy.attrs import IDX
 from spacy.strings import get_string_id
 from spacy.tokens import Doc
 from spacy.util import from_disk as util_from_disk
 from spacy.util import make_tempdir, minibatch
 from spacy.util import to_disk as util_to_disk
 
-from .alignment import TokenAlignment, doc_words
+from .alignment import TokenAlignment, doc_words, text_pieces
 from .errors import DirectUseError, Errors, examples_for, speaking_for, speaking_methods
 from .inference import DEFAULT_BATCH_TOKENS, PRECISIONS, ClassifierRunner, encode_batch, fork_safe_torch
 from .embedding import EmbeddingRunner, SentenceLayout, read_sentence_layout
 from .int8 import SAVED_FILE as SAVED_INT8_FILE
 from .int8 import Int8Classifier
+from .onnx_graph import SAVED_FILE as SAVED_ONNX_FILE
+from .onnx_graph import OnnxClassifier
 from .loading import LoadedModel, load_classifier, quiet_transformers, read_labels, resolve_device
 from .manifest import MANIFEST_FILE, verify_manifest, write_manifest
 from .windows import WINDOW_MODES, Window, guess_sentence_starts, sentence_windows, strided_windows
@@ -61,6 +63,7 @@ SHARED_CONFIG: Dict[str, Any] = {
     "precision": "fp32",
     "trust_remote_code": False,
     "check_head": True,
+    "onnx_file": None,
 }
 """The settings every direct_* component has (each factory may change the defaults)."""
 
@@ -181,7 +184,10 @@ class DirectPipe(Pipe):
             tokenizer=None if self._local_only else self.cfg["tokenizer"],  # a saved pipeline holds its own
             id2label=self.cfg["id2label"],
             subfolder=self._layout.subfolder if self._layout and not self._local_only else "",
+            onnx_file=None if self._local_only else self.cfg["onnx_file"],  # a saved pipeline holds model.onnx
         )
+        if isinstance(loaded.model, OnnxClassifier) and self.cfg["precision"] != "fp32":
+            raise DirectUseError(Errors.E069.format(name=self._source, precision=self.cfg["precision"]))
         device = resolve_device(self.cfg["device"])
         self._model, self._tokenizer = loaded.model.to(device), loaded.tokenizer
         self._stored_dtype, self._model_labels = loaded.stored_dtype, loaded.labels
@@ -241,18 +247,8 @@ class DirectPipe(Pipe):
             )
 
     def _encode_text(self, docs: List[Doc], runner: ClassifierRunner) -> Tuple[List[np.ndarray], List[TokenAlignment]]:
-        """Each Doc's sub-word ids from its running text, as the tokenizer reads a text
-        (sentence-transformers, transformers' pipelines), and which pieces lie in which
-        token (by character offsets)."""
-        encodings = runner.text_encoder.encode_batch([doc.text for doc in docs], add_special_tokens=False)
-        ids, alignments = [], []
-        for doc, encoding in zip(docs, encodings):
-            token_starts = doc.to_array([IDX]).reshape(-1)
-            piece_starts = np.array([start for start, _ in encoding.offsets], dtype=np.int64)
-            piece_tokens = np.clip(np.searchsorted(token_starts, piece_starts, side="right") - 1, 0, None)
-            ids.append(np.asarray(encoding.ids, dtype=np.int64))
-            alignments.append(TokenAlignment.from_word_ids(piece_tokens, np.arange(len(doc))))
-        return ids, alignments
+        """Each Doc's sub-word ids read from its running text, and their tokens (alignment.text_pieces)."""
+        return text_pieces(docs, runner.text_encoder)
 
     def _encode(self, docs: List[Doc], runner: ClassifierRunner) -> Tuple[List[np.ndarray], List[TokenAlignment]]:
         """Each Doc's sub-word ids, and which pieces belong to which of its tokens."""
@@ -362,17 +358,22 @@ class DirectPipe(Pipe):
     def _save_model(self, path: Path) -> None:
         """The checkpoint as loaded, its weights in the dtype they were stored in (an fp16
         checkpoint stays half the size), the tokenizer it was read with."""
-        state = {key: _cast_floats(value, self._stored_dtype) for key, value in self._model.state_dict().items()}
         with quiet_transformers(progress_bar=False):
-            self._model.save_pretrained(path, state_dict=state, safe_serialization=True)
+            if isinstance(self._model, torch.nn.Module):
+                state = {key: _cast_floats(value, self._stored_dtype) for key, value in self._model.state_dict().items()}
+                self._model.save_pretrained(path, state_dict=state, safe_serialization=True)
+            else:
+                self._model.config.save_pretrained(path)
         self._tokenizer.save_pretrained(path)
+        if type(self._model) is OnnxClassifier:  # a checkpoint shipped as a graph: its graph, config and tokenizer
+            (path / SAVED_ONNX_FILE).write_bytes(self._model.onnx_model)
         if isinstance(self._runner.model, Int8Classifier):
             (path / SAVED_INT8_FILE).write_bytes(self._runner.model.onnx_model)
         for saved in path.iterdir():  # readable by others, as spaCy's own files are (safetensors writes 0600)
             saved.chmod(saved.stat().st_mode | 0o444)
 
     def _use_saved_model(self, path: Path) -> None:
-        if not (path / "model.safetensors").exists():
+        if not (path / "model.safetensors").exists() and not (path / SAVED_ONNX_FILE).exists():
             raise DirectUseError(Errors.E012.format(path=path))
         self._source, self._local_only = path, True
         self._model = self._tokenizer = self._runner = None

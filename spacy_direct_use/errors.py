@@ -389,3 +389,20 @@ class Errors(metaclass=ErrorsWithCodes):
         "precision \"int8\" is not available for {what} yet. Use "
         "config={{\"precision\": \"fp32\"}}, or \"bf16\" / \"fp16\"."
     )
+    E067 = (
+        "Which ONNX graph of '{name}' to run is unclear: {detail} (its graphs: "
+        "{graphs}). Name one: config={{\"onnx_file\": \"onnx/model.onnx\"}} (a path "
+        "inside the checkpoint; quantized variants such as onnx/model_quantized.onnx "
+        "run as shipped)."
+    )
+    E068 = (
+        "'{name}' is shipped as an ONNX graph ({graph}), which needs ONNX Runtime: "
+        "pip install \"spacy-direct-use[onnx]\"."
+    )
+    E069 = (
+        "'{name}' runs its ONNX graph as shipped, so precision {precision!r} cannot "
+        "apply to it. Use config={{\"precision\": \"fp32\"}}, and pick a quantized "
+        "or fp16 variant of the graph with onnx_file, e.g. "
+        "config={{\"onnx_file\": \"onnx/model_quantized.onnx\"}}."
+    )
+

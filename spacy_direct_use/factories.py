@@ -80,6 +80,7 @@ def make_direct_ner(
     precision: str,
     trust_remote_code: bool,
     check_head: bool,
+    onnx_file: Optional[str],
     scorer: Optional[Callable],
 ) -> DirectNER:
     """Run a fine-tuned Hugging Face token classifier and write its entities to doc.ents."""
@@ -117,6 +118,7 @@ def make_direct_textcat(
     precision: str,
     trust_remote_code: bool,
     check_head: bool,
+    onnx_file: Optional[str],
     scorer: Optional[Callable],
 ) -> DirectTextCat:
     """Run a fine-tuned Hugging Face sequence classifier and write its label probabilities to doc.cats."""
@@ -151,6 +153,7 @@ def make_direct_tagger(
     precision: str,
     trust_remote_code: bool,
     check_head: bool,
+    onnx_file: Optional[str],
     scorer: Optional[Callable],
 ) -> DirectTagger:
     """Run a fine-tuned Hugging Face token classifier and write its tags to token.pos_, .tag_ or .morph."""
@@ -184,6 +187,7 @@ def make_direct_vectors(
     precision: str,
     trust_remote_code: bool,
     check_head: bool,
+    onnx_file: Optional[str],
     scorer: Optional[Callable],
 ) -> DirectVectors:
     """Run a sentence-embedding checkpoint (sentence-transformers layout, or any encoder with

@@ -113,7 +113,7 @@ class ClassifierRunner:
         self.first_position = position_offset(model)
         self.mask_kind: Optional[str] = None
         """How packed rows are masked (packing.MASK_KINDS); None: one window per row."""
-        if pack and per_token and device.type == "cpu" and precision == "fp32":
+        if pack and per_token and device.type == "cpu" and precision == "fp32" and isinstance(model, torch.nn.Module):  # an ONNX graph takes a 2D mask only
             self.mask_kind = packed_mask_kind(model, self._probe(), self.pad_id)
 
     @property

@@ -8,49 +8,22 @@ Needs the optional extra: pip install "spacy-direct-use[int8]".
 """
 import contextlib
 import logging
-import os
 import tempfile
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 from typing import List, Optional
 
 import torch
 
 from .errors import DirectUseError, Errors
+from .onnx_graph import OnnxClassifier
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 
 
-class Int8Classifier:
-    """An ONNX Runtime int8 session, called like a transformers classifier
-    (keyword tensors in, an object with `.logits` out). The session is built at once;
-    a forked process (nlp.pipe(n_process=...)) builds its own on first use."""
-
-    def __init__(self, onnx_model: bytes) -> None:
-        self.onnx_model = onnx_model
-        self._session = None
-        self._input_names: List[str] = []
-        self._pid = -1
-        self.session  # noqa: B018 - build it now: the first call should not pay for it
-
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
-        session = self.session
-        given = {"input_ids": input_ids, "attention_mask": attention_mask}
-        feed = {name: given[name].numpy() for name in self._input_names}  # the exporter drops unused inputs
-        return SimpleNamespace(logits=torch.from_numpy(session.run(None, feed)[0]))
-
-    @property
-    def session(self):
-        if self._pid != os.getpid():
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()  # follows torch (1 in forked workers)
-            self._session = onnxruntime.InferenceSession(self.onnx_model, options, providers=["CPUExecutionProvider"])
-            self._input_names = [i.name for i in self._session.get_inputs()]
-            self._pid = os.getpid()
-        return self._session
+class Int8Classifier(OnnxClassifier):
+    """precision "int8": the quantized copy of a torch model in ONNX Runtime (a class of its
+    own, as to_disk saves its graph beside the fp32 weights)."""
 
 
 SAVED_FILE = "int8.onnx"

@@ -21,6 +21,7 @@ from thinc.util import get_torch_default_device
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from .onnx_graph import load_onnx_classifier, onnx_graph_file
 from .errors import DirectUseError, Errors, examples_for
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class LoadedModel:
     model: torch.nn.Module
     tokenizer: Any
     labels: List[str]
-    stored_dtype: torch.dtype
+    stored_dtype: Optional[torch.dtype]  # None: an ONNX graph, run as shipped
 
 
 def load_classifier(
@@ -76,6 +77,7 @@ def load_classifier(
     tokenizer: Optional[str] = None,
     id2label: Optional[Sequence[str]] = None,
     subfolder: str = "",
+    onnx_file: Optional[str] = None,
 ) -> LoadedModel:
     """Load a classifier with the head `task` needs (TASKS) for `component`, and refuse
     checkpoints that would give random or no predictions. The labels are checked
@@ -87,8 +89,10 @@ def load_classifier(
     direct_ner's to_disk; only safetensors weights are accepted from it. Weights
     stored in fp16/bf16 are cast to fp32 (what transformers 4 does, and 5 does not,
     as it loads with dtype="auto"), so a model runs alike on both and `precision`
-    alone decides autocast. Every failure is a DirectUseError that names the problem
-    and the fix, never an exception from inside transformers.
+    alone decides autocast. A local checkpoint shipped as an ONNX graph (no torch
+    weights, or `onnx_file` set) runs in ONNX Runtime (onnx_graph.py). Every failure is
+    a DirectUseError that names the problem and the fix, never an exception from
+    inside transformers.
     """
     name = str(name)
     check_model_path(name)
@@ -111,6 +115,10 @@ def load_classifier(
         loaded_tokenizer = _load_tokenizer(tokenizer, trust_remote_code=trust_remote_code, local_files_only=local_only)
     else:
         loaded_tokenizer = _load_tokenizer(name, **kwargs)
+    graph = onnx_graph_file(Path(name).expanduser() / subfolder, onnx_file) if local else None
+    if graph is not None:
+        model = load_onnx_classifier(name, graph, config, config.num_labels if classifier else None)
+        return LoadedModel(model, loaded_tokenizer, labels, None)
     weights_kwargs = dict(kwargs, use_safetensors=True) if local_only else kwargs
     try:
         with quiet_transformers(progress_bar=not local):
