@@ -107,6 +107,8 @@ class DirectTextCat(DirectPipe):
             raise DirectUseError(Errors.E066.format(what="zero-shot NLI checkpoints"))
         if self.route == "nli":
             runner.activation = None  # the pair logits: nli_scores reads them as the pipeline does
+        if self.route != "fine-tuned" and self._multi_label is None:
+            self._multi_label = False  # zero-shot labels are exclusive unless asked (the encoder route has no head to say)
 
     @classmethod
     def factory_name(cls) -> str:

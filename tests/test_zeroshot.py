@@ -93,6 +93,8 @@ def test_embedding_route_equals_sentence_transformers(encoder_dir):
     descriptions = {"Politics": "politics and government", "Sports": "sports news", "Science": "science and research"}
     nlp = zeroshot(encoder_dir, labels=descriptions)
     assert nlp.get_pipe("direct_textcat").route == "embedding"
+    nlp.initialize()
+    assert nlp.get_pipe("direct_textcat").is_multi_label is False
     model = st.SentenceTransformer(str(encoder_dir), device="cpu")
     cos = model.similarity(model.encode(TEXTS), model.encode(list(descriptions.values()))).numpy()
     for doc, row in zip(nlp.pipe(TEXTS), cos):
