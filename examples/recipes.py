@@ -33,13 +33,16 @@ TRAIN = [  # made-up sentences for a tiny trained `ner` that knows DATE and MONE
 ]
 
 
+TINY_TOK2VEC = {"@architectures": "spacy.HashEmbedCNN.v2", "width": 32, "depth": 1, "embed_size": 500, "window_size": 1,
+                "maxout_pieces": 2, "subword_features": True, "pretrained_vectors": None}  # fmt: skip
+"""A small tok2vec for the stand-in trained pipelines (here, and the trained tagger of tests/test_tagger.py)."""
+
+
 def train_tiny_ner(path: Path) -> Path:
     """A tok2vec + ner pipeline trained a few steps on TRAIN, standing in for en_core_web_sm."""
     fix_random_seed(0)
     nlp = spacy.blank("en")
-    tok2vec = {"@architectures": "spacy.HashEmbedCNN.v2", "width": 32, "depth": 1, "embed_size": 500, "window_size": 1,
-               "maxout_pieces": 2, "subword_features": True, "pretrained_vectors": None}  # fmt: skip
-    nlp.add_pipe("tok2vec", config={"model": tok2vec})
+    nlp.add_pipe("tok2vec", config={"model": TINY_TOK2VEC})
     nlp.add_pipe("ner")
     examples = []
     for text, spans in TRAIN:

@@ -5,6 +5,7 @@ Scripts import it as `from harness import ...`: Python puts a script's own folde
 first on sys.path, so no path edits are needed.
 """
 import argparse
+import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -201,3 +202,11 @@ def build_systems(makers: Dict[str, Callable[[str, int], Any]], names: str, mode
 
 def granularities(choice: str) -> Tuple[str, ...]:
     return GRANULARITIES if choice == "both" else (choice,)
+
+
+def write_report(path: Optional[Path], report: Any) -> None:
+    """Write a script's results as indented JSON to `path` (its folder made), where given."""
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+

@@ -13,7 +13,6 @@ templated sentences of tests/test_onnx.py.
 import argparse
 import importlib.util
 import json
-import shutil
 import sys
 import tempfile
 import time

@@ -9,7 +9,6 @@ evaluate.py: that would shadow Hugging Face's `evaluate` package.)
 """
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -21,7 +20,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from tqdm import tqdm
 
-from harness import load_nlp, read_gold, words_doc
+from harness import load_nlp, read_gold, words_doc, write_report
 from spacy_direct_use.conll import doc_iob2_tags
 
 # The keys `spacy evaluate --output` writes, in its order (see spacy/cli/evaluate.py), less "speed".
@@ -147,8 +146,7 @@ def main() -> None:
         if report is not None:
             metrics["token_report"] = report
         metrics["tag_schemes"] = {name: pipe.tag_scheme for name, pipe in nlp.pipeline if hasattr(pipe, "tag_scheme")}
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(metrics, indent=2) + "\n")
+        write_report(args.output, metrics)
         print(f"Saved metrics to {args.output}")
 
 

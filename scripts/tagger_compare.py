@@ -14,7 +14,6 @@ accuracy counts every gold token, so a token a system leaves untagged counts as 
 them in a separate venv. Words/s is the best of the interleaved rounds.
 """
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Callable, Dict, List
@@ -25,7 +24,7 @@ from spacy.tokens import Doc
 from spacy.training.converters import conllu_to_docs
 
 import peers  # the peers' pipelines are built there
-from harness import build_systems
+from harness import build_systems, write_report
 
 Tagger = Callable[[List[Doc]], List[List[str]]]  # fresh Docs -> a UPOS tag (or "") per token
 
@@ -102,9 +101,7 @@ def main() -> None:
     print(f"{len(golds):,} sentences, {len(gold_tags):,} words; {torch.get_num_threads()} torch threads, best of {args.rounds} rounds")
     for name, r in results.items():
         print(f"{name:<16} UPOS accuracy {r['pos_acc']:6.2f}   untagged {r['untagged']:5d}   {r['words_per_s']:8,.0f} words/s")
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(results, indent=2) + "\n")
+    write_report(args.output, results)
 
 
 if __name__ == "__main__":

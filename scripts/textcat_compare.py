@@ -15,7 +15,6 @@ gold label is the bulk's (the second), while the first 512 sub-words are nearly 
 first label's.
 """
 import argparse
-import json
 import random
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import spacy
 import torch
 
 from convert_sst2 import LABELS, read_sst2
-from harness import build_systems
+from harness import build_systems, write_report
 
 Classify = Callable[[Sequence[str]], List[str]]  # texts -> predicted labels
 
@@ -139,9 +138,7 @@ def main() -> None:
     for corpus, results in report.items():
         for name, r in results.items():
             print(f"{corpus:<10} {name:<16} accuracy {r['accuracy']:6.2f}   {r['words_per_s']:8,.0f} words/s")
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.output, report)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import spacy
 from scipy.stats import spearmanr
 
 from spacy_direct_use.vectors import DirectVectors
+
+from harness import write_report
 from spacy_direct_use.windows import weighted_mean
 
 
@@ -103,9 +105,7 @@ def main() -> None:
             long_result["sentence-transformers (cut at max_seq_length)"] = spearman(st.encode(long_a), st.encode(long_b), long_gold)
         result["long_pairs"] = long_result
     print(json.dumps(result, indent=2))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_report(args.output, result)
 
 
 if __name__ == "__main__":

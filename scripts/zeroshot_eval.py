@@ -21,6 +21,8 @@ import numpy as np
 import spacy
 from spacy.tokens import DocBin
 
+from harness import write_report
+
 LABELS = ["World", "Sports", "Business", "Science/Technology"]  # AG News 1-4, by plain names
 
 
@@ -83,8 +85,7 @@ def main() -> None:
         ours = json.loads(args.ours.read_text())
         result["direct_textcat (spacy evaluate cats_micro_f)"] = round(100 * ours["cats_micro_f"], 2) if ours.get("cats_micro_f", 1) <= 1 else ours["cats_micro_f"]
     print(json.dumps(result, indent=2))
-    if args.output:
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_report(args.output, result)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ Needs ONNX Runtime: pip install "spacy-direct-use[onnx]".
 import os
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, List, Optional, Union
 
 import numpy as np
 import torch

@@ -21,7 +21,7 @@ and pickling keep them) and are read through `doc.user_hooks`; after deserializi
 `restore_vectors(doc)` puts the hooks back (spaCy never serializes hooks).
 """
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 from spacy.tokens import Doc, Span, Token

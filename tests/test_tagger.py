@@ -1,5 +1,6 @@
 """direct_tagger: a token classifier's tags on every token (pos_, tag_ or morph), read from each
 token's first piece as fine-tuning labels it; recipes next to a trained tagger."""
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,9 @@ from spacy.training import Example
 from spacy.util import fix_random_seed
 
 from conftest import make_lookup_model, shared_path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from recipes import TINY_TOK2VEC  # noqa: E402  (the tok2vec of examples/recipes.py's stand-in trained pipeline)
 from spacy_direct_use import DirectNERError
 
 TEXT = "Angela Merkel flew to Paris to meet the United Nations."
@@ -149,9 +153,7 @@ TRAIN = [("Angela flew to Paris .", ["NNP", "VBD", "TO", "NNP", "."]), ("Jane me
 def trained_tagger(tmp_path_factory) -> Path:
     fix_random_seed(0)
     nlp = spacy.blank("en")
-    tok2vec = {"@architectures": "spacy.HashEmbedCNN.v2", "width": 32, "depth": 1, "embed_size": 500, "window_size": 1,
-               "maxout_pieces": 2, "subword_features": True, "pretrained_vectors": None}  # fmt: skip
-    nlp.add_pipe("tok2vec", config={"model": tok2vec})
+    nlp.add_pipe("tok2vec", config={"model": TINY_TOK2VEC})
     nlp.add_pipe("tagger")
     ruler = nlp.add_pipe("attribute_ruler")  # maps tag -> pos, as in en_core_web_sm
     examples = [Example.from_dict(nlp.make_doc(text), {"tags": tags}) for text, tags in TRAIN]
