@@ -74,14 +74,15 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--stsb", type=Path, required=True)
     parser.add_argument("--long", type=int, default=0, help="sentences per long Doc (0: skip)")
+    parser.add_argument("--precision", default="fp32", help="direct_vectors' precision (fp32, bf16, int8)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     first, second, gold = read_stsb(args.stsb)
     nlp = spacy.blank("en")
-    pipe = nlp.add_pipe("direct_vectors", config={"model": args.model})
+    pipe = nlp.add_pipe("direct_vectors", config={"model": args.model, "precision": args.precision})
     docs_a, docs_b = list(nlp.pipe(first)), list(nlp.pipe(second))
     ours_a, ours_b = np.stack([d.vector for d in docs_a]), np.stack([d.vector for d in docs_b])
-    result = {"pairs": len(gold), "direct_vectors_spearman": spearman(ours_a, ours_b, gold)}
+    result = {"pairs": len(gold), "precision": args.precision, "direct_vectors_spearman": spearman(ours_a, ours_b, gold)}
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:

@@ -194,7 +194,7 @@ class DirectPipe(Pipe):
         if task == "embedding":
             runner: ClassifierRunner = EmbeddingRunner(
                 loaded.model, loaded.tokenizer, device, self.cfg["precision"],
-                self.cfg["forward_batch_size"], self.cfg["forward_batch_tokens"], self._layout,
+                self.cfg["forward_batch_size"], self.cfg["forward_batch_tokens"], self._layout, self._saved_int8(),
             )  # fmt: skip
             self.on_load(loaded, runner)
             return runner

@@ -134,10 +134,13 @@ class EmbeddingRunner(ClassifierRunner):
     """Runs an encoder (transformers' AutoModel) over many inputs at once; each gives
     its pooled vector (before any normalization) and its sub-words' hidden states."""
 
-    def __init__(self, model, tokenizer, device, precision: str, batch_size: int, batch_tokens: Optional[int], layout: SentenceLayout) -> None:
-        if precision == "int8":
-            raise DirectUseError(Errors.E066.format(what="sentence encoders (direct_vectors, zero-shot direct_textcat by similarity)"))
-        super().__init__(model, tokenizer, device, precision, batch_size, batch_tokens, pack=False, per_token=False)
+    ENCODER = True
+
+    def __init__(
+        self, model, tokenizer, device, precision: str, batch_size: int, batch_tokens: Optional[int], layout: SentenceLayout,
+        saved_int8: Optional[bytes] = None,
+    ) -> None:
+        super().__init__(model, tokenizer, device, precision, batch_size, batch_tokens, pack=False, saved_int8=saved_int8, per_token=False)
         self.layout = layout
         if layout.max_seq_length:
             self.max_length = min(self.max_length, layout.max_seq_length)

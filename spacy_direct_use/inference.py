@@ -84,6 +84,9 @@ class ClassifierRunner:
     `multi_label`.
     """
 
+    ENCODER = False
+    """Whether the model is an encoder with no head (its output: last_hidden_state)."""
+
     def __init__(
         self,
         model,
@@ -100,7 +103,10 @@ class ClassifierRunner:
         self.per_token = per_token
         self.activation: Optional[str] = "sigmoid" if multi_label else "softmax"
         """How logits become scores: "softmax", "sigmoid", or None (the logits themselves)."""
-        self.model = int8_classifier(model, device, per_token, saved=saved_int8) if precision == "int8" else model
+        if precision == "int8":  # an encoder's int8 graph gives its hidden states, per position
+            output = "last_hidden_state" if self.ENCODER else "logits"
+            model = int8_classifier(model, device, per_token or self.ENCODER, saved=saved_int8, output=output)
+        self.model = model
         self.device = device
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(device.type, DEFAULT_BATCH_TOKENS["cuda"])

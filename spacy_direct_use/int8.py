@@ -37,12 +37,14 @@ def int8_classifier(
     per_token: bool = True,
     per_channel: bool = True,
     saved: Optional[bytes] = None,
+    output: str = "logits",
 ) -> Int8Classifier:
     """The int8 ONNX Runtime version of a (CPU, eval-mode) transformers token classifier
     (logits per token) or sequence classifier (`per_token=False`: logits per row):
     weights quantized per output channel (per tensor: `per_channel=False`, less accurate).
     The classification head stays in fp32: it is tiny and maps straight to the labels.
-    `saved`: the graph this function made earlier for the same weights (SAVED_FILE)."""
+    `saved`: the graph this function made earlier for the same weights (SAVED_FILE).
+    `output`: "last_hidden_state" for an encoder (direct_vectors), per position."""
     if device.type != "cpu":
         raise DirectUseError(Errors.E035.format(device=device))
     try:
@@ -54,7 +56,7 @@ def int8_classifier(
         return _saved_int8_classifier(saved)
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        _export(model, fp32_path, per_token)
+        _export(_HiddenStates(model) if output == "last_hidden_state" else model, fp32_path, per_token, output)
         quantize_dynamic(
             fp32_path,
             int8_path,
@@ -66,6 +68,18 @@ def int8_classifier(
         return Int8Classifier(int8_path.read_bytes())
 
 
+class _HiddenStates(torch.nn.Module):
+    """An encoder that returns its last hidden states only (the exporter cannot take a
+    transformers base model's keyword outputs as they are)."""
+
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.config = encoder, encoder.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
 def _saved_int8_classifier(saved: bytes) -> Int8Classifier:
     """The session of a saved pipeline's graph; a DirectUseError if ONNX Runtime cannot read it."""
     try:
@@ -75,7 +89,7 @@ def _saved_int8_classifier(saved: bytes) -> Int8Classifier:
         raise DirectUseError(Errors.E055.format(file=SAVED_FILE, reason=reason)) from None
 
 
-def _export(model: torch.nn.Module, path: Path, per_token: bool) -> None:
+def _export(model: torch.nn.Module, path: Path, per_token: bool, output: str = "logits") -> None:
     """Export with dynamic batch and length, by torch.onnx's TorchScript exporter
     (dynamo=False): with torch 2.13 the dynamo exporter took 2-4x longer and its graph
     gave wrong logits (off by up to 8) for shapes other than the example's."""
@@ -88,8 +102,8 @@ def _export(model: torch.nn.Module, path: Path, per_token: bool) -> None:
             str(path),
             kwargs={name: example for name in INPUT_NAMES},
             input_names=list(INPUT_NAMES),
-            output_names=["logits"],
-            dynamic_axes={**{name: dynamic for name in INPUT_NAMES}, "logits": dynamic if per_token else {0: "batch"}},
+            output_names=[output],
+            dynamic_axes={**{name: dynamic for name in INPUT_NAMES}, output: dynamic if per_token else {0: "batch"}},
             dynamo=False,
         )
     except Exception as err:  # noqa: BLE001 - any export failure becomes a DirectUseError

@@ -176,12 +176,17 @@ def test_save_and_load_offline(encoder_dir, tmp_path):
     np.testing.assert_allclose(from_bytes(TEXTS[0]).vector, expected[0], rtol=1e-5, atol=1e-6)
 
 
-def test_bf16_close_and_int8_refused(encoder_dir):
+def test_bf16_and_int8_close_to_fp32_and_int8_saved(encoder_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
     fp32 = vectors_nlp(encoder_dir)(TEXTS[1]).vector
     bf16 = vectors_nlp(encoder_dir, precision="bf16")(TEXTS[1]).vector
     assert cosine(fp32, bf16) > 0.99
-    with pytest.raises(DirectUseError, match=r"\[direct_vectors E066\]"):
-        vectors_nlp(encoder_dir, precision="int8")(TEXTS[1])
+    int8 = vectors_nlp(encoder_dir, precision="int8")
+    vector = int8(TEXTS[1]).vector
+    assert cosine(fp32, vector) > 0.98 and not np.array_equal(fp32, vector)
+    int8.to_disk(tmp_path / "int8")
+    assert (tmp_path / "int8" / "direct_vectors" / "model" / "int8.onnx").is_file()
+    np.testing.assert_allclose(spacy.load(tmp_path / "int8")(TEXTS[1]).vector, vector, rtol=1e-5, atol=1e-6)
 
 
 def test_a_classifier_checkpoint_gives_its_encoders_vectors(tmp_path):
