@@ -188,6 +188,16 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gold-sents", action="store_true", help="Give the Docs gold sentence starts")
 
 
+def add_compare_args(parser: argparse.ArgumentParser, systems: Dict[str, Any], data_help: str) -> None:
+    """Options of textcat_compare.py and tagger_compare.py: the model, the data, which systems, rounds, batch size, output."""
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", type=Path, required=True, help=data_help)
+    parser.add_argument("--systems", default=",".join(systems))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--output", type=Path)
+
+
 def build_systems(makers: Dict[str, Callable[[str, int], Any]], names: str, model: str, batch_size: int) -> Dict[str, Any]:
     """The systems named (comma-separated) in `makers`, each built for `model`; a peer
     that is not installed is skipped with a note (keep the peers in a separate venv)."""

@@ -15,7 +15,6 @@ them in a separate venv. Words/s is the best of the interleaved rounds.
 """
 import argparse
 import time
-from pathlib import Path
 from typing import Callable, Dict, List
 
 import spacy
@@ -24,7 +23,7 @@ from spacy.tokens import Doc
 from spacy.training.converters import conllu_to_docs
 
 import peers  # the peers' pipelines are built there
-from harness import build_systems, write_report
+from harness import add_compare_args, build_systems, write_report
 
 Tagger = Callable[[List[Doc]], List[List[str]]]  # fresh Docs -> a UPOS tag (or "") per token
 
@@ -77,12 +76,7 @@ SYSTEMS: Dict[str, Callable[[str, int], Tagger]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", type=Path, required=True, help="a CoNLL-U file")
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--output", type=Path)
+    add_compare_args(parser, SYSTEMS, "a CoNLL-U file")
     args = parser.parse_args()
     golds = list(conllu_to_docs(args.data.read_text(encoding="utf-8"), n_sents=1, no_print=True))
     gold_tags = [t.pos_ for doc in golds for t in doc]

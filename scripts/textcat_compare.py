@@ -17,7 +17,6 @@ first label's.
 import argparse
 import random
 import time
-from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -25,7 +24,7 @@ import spacy
 import torch
 
 from convert_sst2 import LABELS, read_sst2
-from harness import build_systems, write_report
+from harness import add_compare_args, build_systems, write_report
 
 Classify = Callable[[Sequence[str]], List[str]]  # texts -> predicted labels
 
@@ -118,14 +117,9 @@ def run(systems: Dict[str, Classify], rows: List[Tuple[str, int]], rounds: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", type=Path, required=True, help="SST-2 .tsv or .parquet")
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
+    add_compare_args(parser, SYSTEMS, "SST-2 .tsv or .parquet")
     parser.add_argument("--long-docs", type=int, default=0, help="also score N long Docs (see above)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
