@@ -1,7 +1,9 @@
 """Batched forward passes: sub-word id sequences in, label probabilities out (per sub-word
 for a token classifier, per sequence for a sequence classifier)."""
 import contextlib
+import copy
 import json
+import logging
 import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -20,6 +22,7 @@ throughput peaks at about 800-3,000 (smaller batches pay per-call overhead,
 bigger ones get slower per sub-word; scripts/batch_shapes.py); a GPU wants far more."""
 
 
+logger = logging.getLogger("spacy_direct_use")
 TOKENIZERS_PARALLELISM = "TOKENIZERS_PARALLELISM"
 _state = {"forked": False, "used_tokenizers": False, "set_for_child": False}
 
@@ -111,6 +114,15 @@ class ClassifierRunner:
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(device.type, DEFAULT_BATCH_TOKENS["cuda"])
         self.autocast_dtype = PRECISIONS[precision]
+        packable = precision == "fp32"
+        if precision == "bf16" and device.type == "cpu" and isinstance(model, torch.nn.Module) and cpu_has_bf16():
+            # bf16 weights, cast once: the matrix products run on the CPU's bf16 units (AVX-512 BF16,
+            # AMX) with no per-call casts; LayerNorm and softmax stay in fp32 inside (oneDNN
+            # accumulates in fp32). The fp32 model stays for to_disk. Packed rows get a bf16 mask.
+            self.model = copy.deepcopy(model).to(torch.bfloat16)
+            self.autocast_dtype, packable = None, True
+        elif precision == "bf16" and device.type == "cpu":
+            logger.warning("precision bf16: this CPU has no bf16 units (AVX-512 BF16 or AMX), so bf16 would run slower than fp32; running autocast anyway")
         self.encoder = word_encoder(tokenizer)
         self.text_encoder = text_encoder(tokenizer)
         self.prefix, self.suffix = special_tokens(tokenizer)
@@ -119,7 +131,7 @@ class ClassifierRunner:
         self.first_position = position_offset(model)
         self.mask_kind: Optional[str] = None
         """How packed rows are masked (packing.MASK_KINDS); None: one window per row."""
-        if pack and per_token and device.type == "cpu" and precision == "fp32" and isinstance(model, torch.nn.Module):  # an ONNX graph takes a 2D mask only
+        if pack and per_token and device.type == "cpu" and packable and isinstance(model, torch.nn.Module):  # an ONNX graph takes a 2D mask only
             self.mask_kind = packed_mask_kind(model, self._probe(), self.pad_id)
 
     @property
@@ -163,6 +175,9 @@ class ClassifierRunner:
             model_inputs = self._padded_inputs([row[0] for row in rows], type_ids)
         else:
             model_inputs = packed_inputs(rows, self.pad_id, self.first_position, self.mask_kind)
+            mask = model_inputs["attention_mask"]
+            if mask.is_floating_point() and isinstance(self.model, torch.nn.Module):  # additive: in the weights' dtype
+                model_inputs["attention_mask"] = mask.to(next(self.model.parameters()).dtype)
         with torch.inference_mode(), self._autocast():
             return self._outputs({key: self._to_device(t) for key, t in model_inputs.items()})
 
@@ -256,6 +271,12 @@ def word_encoder(tokenizer) -> Tokenizer:
     encoder.no_truncation()
     encoder.no_padding()
     return encoder
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX-512 BF16 or AMX), per torch."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def text_encoder(tokenizer) -> Tokenizer:

@@ -10,6 +10,7 @@ import torch
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
+import spacy_direct_use.inference
 import spacy_direct_use.loading
 from spacy_direct_use import DirectNER, DirectNERError
 from spacy_direct_use.inference import DEFAULT_BATCH_TOKENS, PASS_COST_DIVISOR, length_batches
@@ -214,6 +215,27 @@ def test_window_modes_find_entities_and_leave_sentences_unset(bert_dir, window_m
 
 def test_bf16_autocast_on_cpu_gives_same_entities(bert_dir):
     assert ents(make_nlp(bert_dir, precision="bf16", device="cpu")(TEXT)) == EXPECTED
+
+
+def test_bf16_on_a_cpu_with_bf16_units_casts_the_weights_once(bert_dir, tmp_path, monkeypatch):
+    """Weights in bf16 for the forward passes (packed rows too), the fp32 model kept for to_disk."""
+    monkeypatch.setattr(spacy_direct_use.inference, "cpu_has_bf16", lambda: True)
+    nlp = make_nlp(bert_dir, precision="bf16", device="cpu")
+    pipe = nlp.get_pipe("direct_ner")
+    assert [ents(doc) for doc in nlp.pipe([TEXT] * 3)] == [EXPECTED] * 3
+    runner = pipe._runner
+    assert next(runner.model.parameters()).dtype == torch.bfloat16 and runner.autocast_dtype is None
+    assert runner.mask_kind is not None and next(pipe._model.parameters()).dtype == torch.float32
+    nlp.to_disk(tmp_path / "saved")
+    assert ents(spacy.load(tmp_path / "saved", config={"components": {"direct_ner": {"precision": "fp32"}}})(TEXT)) == EXPECTED
+
+
+def test_bf16_on_a_cpu_without_bf16_units_says_so(bert_dir, monkeypatch, caplog):
+    monkeypatch.setattr(spacy_direct_use.inference, "cpu_has_bf16", lambda: False)
+    nlp = make_nlp(bert_dir, precision="bf16", device="cpu")
+    with caplog.at_level("WARNING", logger="spacy_direct_use"):
+        assert ents(nlp(TEXT)) == EXPECTED
+    assert "no bf16 units" in caplog.text and nlp.get_pipe("direct_ner")._runner.autocast_dtype == torch.bfloat16
 
 
 def test_follows_thincs_device_by_default(bert_dir, monkeypatch):
