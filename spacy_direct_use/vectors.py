@@ -71,9 +71,28 @@ class DirectVectors(DirectPipe):
         return self._model.config.hidden_size * len(self._layout.pooling)
 
     def predict(self, docs: List[Doc]) -> List[Tuple[np.ndarray, Optional[np.ndarray]]]:
-        """Each Doc's vector, and its tokens' vectors (n_tokens, dim) where `token_vectors`."""
-        runner = self._ensure_loaded()
-        return embed_docs(self, runner, docs, with_tokens=self.cfg["token_vectors"])
+        """Each Doc's embedding (its windows pooled and combined: EmbeddingRunner.combine) and,
+        where `token_vectors`, each token's mean contextual sub-word state (n_tokens, dim)."""
+        runner: EmbeddingRunner = self._ensure_loaded()
+        clock = time.perf_counter()
+        ids, alignments = self._encode_text(docs, runner)
+        doc_windows = [self._windows(doc, alignment, runner.content_length) or [(0, 0, 0, 0)] for doc, alignment in zip(docs, alignments)]
+        flat = [(i, w) for i, windows in enumerate(doc_windows) for w in windows]
+        self._tick("tokenize", clock)
+        outputs = iter(self._forward(runner, ids, flat))
+        results = []
+        first = len(runner.prefix)
+        for doc, doc_ids, alignment, windows in zip(docs, ids, alignments, doc_windows):
+            window_outputs = [next(outputs) for _ in windows]
+            vector = runner.combine(windows, [pooled for pooled, _ in window_outputs])
+            token_vectors = None
+            if self.cfg["token_vectors"]:
+                states = np.zeros((len(doc_ids), window_outputs[0][1].shape[-1]), dtype=np.float32)
+                for (start, _, core_start, core_end), (_, hidden) in zip(windows, window_outputs):
+                    states[core_start:core_end] = hidden[first + core_start - start : first + core_end - start]
+                token_vectors = token_means(states, alignment, len(doc))
+            results.append((vector.astype(np.float32), token_vectors))
+        return results
 
     def set_annotations(self, docs: List[Doc], predictions: List[Tuple[np.ndarray, Optional[np.ndarray]]]) -> List[Doc]:
         clock = time.perf_counter()
@@ -84,30 +103,6 @@ class DirectVectors(DirectPipe):
             restore_vectors(doc)
         self._tick("annotate", clock)
         return docs
-
-
-def embed_docs(pipe: DirectPipe, runner: EmbeddingRunner, docs: List[Doc], with_tokens: bool = False) -> List[Tuple[np.ndarray, Optional[np.ndarray]]]:
-    """Each Doc's embedding (windows pooled, combined by core-weighted mean, normalized as
-    declared) and, with `with_tokens`, each token's mean contextual sub-word state."""
-    clock = time.perf_counter()
-    ids, alignments = pipe._encode_text(docs, runner)
-    doc_windows = [pipe._windows(doc, alignment, runner.content_length) or [(0, 0, 0, 0)] for doc, alignment in zip(docs, alignments)]
-    flat = [(i, w) for i, windows in enumerate(doc_windows) for w in windows]
-    pipe._tick("tokenize", clock)
-    outputs = iter(pipe._forward(runner, ids, flat))
-    results = []
-    first = len(runner.prefix)
-    for doc, doc_ids, alignment, windows in zip(docs, ids, alignments, doc_windows):
-        window_outputs = [next(outputs) for _ in windows]
-        vector = runner.combine(windows, [pooled for pooled, _ in window_outputs])
-        token_vectors = None
-        if with_tokens:
-            states = np.zeros((len(doc_ids), window_outputs[0][1].shape[-1]), dtype=np.float32)
-            for (start, _, core_start, core_end), (_, hidden) in zip(windows, window_outputs):
-                states[core_start:core_end] = hidden[first + core_start - start : first + core_end - start]
-            token_vectors = token_means(states, alignment, len(doc))
-        results.append((vector.astype(np.float32), token_vectors))
-    return results
 
 
 def token_means(states: np.ndarray, alignment: TokenAlignment, n_tokens: int) -> np.ndarray:
