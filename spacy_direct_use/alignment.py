@@ -9,6 +9,11 @@ included, though it covers no character of the word), and a token's label is
 read from its first piece. Whitespace tokens are no words: they never get a
 prediction, so they are never an entity's edge. A token whose characters the
 tokenizer drops entirely (e.g. a lone zero-width space) gets no piece either.
+
+Sentence embeddings and zero-shot categories are read as their reference
+implementations read them (sentence-transformers, transformers' pipelines): from
+the running text, with each piece placed in the token its first character lies in
+(`text_pieces`).
 """
 from dataclasses import dataclass
 from typing import List, Tuple
