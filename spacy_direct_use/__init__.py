@@ -1,10 +1,12 @@
-"""spacy-direct-use: fine-tuned Hugging Face checkpoints as spaCy components, no training step:
-direct_ner (doc.ents), direct_textcat (doc.cats) and direct_tagger (token tags)."""
+"""spacy-direct-use: pretrained Hugging Face checkpoints as spaCy components, no training step:
+direct_ner (doc.ents), direct_textcat (doc.cats, also zero-shot with labels of your choosing),
+direct_tagger (token tags) and direct_vectors (sentence embeddings as doc.vector)."""
 from .errors import DirectNERError, DirectUseError
-from .factories import make_direct_ner, make_direct_tagger, make_direct_textcat
+from .factories import make_direct_ner, make_direct_tagger, make_direct_textcat, make_direct_vectors
 from .ner import DirectNER
 from .tagger import DirectTagger
 from .textcat import DirectTextCat
+from .vectors import DirectVectors, restore_vectors
 
 __version__ = "0.1.0"
 __all__ = [
@@ -13,8 +15,11 @@ __all__ = [
     "DirectUseError",
     "DirectTagger",
     "DirectTextCat",
+    "DirectVectors",
     "make_direct_ner",
     "make_direct_tagger",
     "make_direct_textcat",
+    "make_direct_vectors",
+    "restore_vectors",
     "__version__",
 ]
