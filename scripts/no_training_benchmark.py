@@ -54,7 +54,7 @@ def bare_floor(model_dir: str, batch_size: int = 32) -> Callable[[List[str]], np
     """Tokenizer + forward + pooling + normalize, length-sorted batches, cut at max_seq_length."""
     from transformers import AutoModel, AutoTokenizer
 
-    layout = read_sentence_layout(model_dir, None, True, None, None, "benchmark")
+    layout = read_sentence_layout(model_dir, None, True, None, None)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModel.from_pretrained(model_dir).eval()
     max_length = layout.max_seq_length or tokenizer.model_max_length

@@ -170,7 +170,7 @@ class DirectPipe(Pipe):
         if task == "embedding" and self._layout is None:
             self._layout = read_sentence_layout(
                 str(self._source), self.cfg["revision"], self._local_only,
-                self.cfg.get("pooling"), self.cfg.get("normalize"), self.factory_name(),
+                self.cfg.get("pooling"), self.cfg.get("normalize"),
             )  # fmt: skip
         loaded = load_classifier(
             self._source,
@@ -362,11 +362,10 @@ class DirectPipe(Pipe):
             if isinstance(self._model, torch.nn.Module):
                 state = {key: _cast_floats(value, self._stored_dtype) for key, value in self._model.state_dict().items()}
                 self._model.save_pretrained(path, state_dict=state, safe_serialization=True)
-            else:
+            else:  # a checkpoint shipped as an ONNX graph: its config and graph
                 self._model.config.save_pretrained(path)
+                (path / SAVED_ONNX_FILE).write_bytes(self._model.onnx_model)
         self._tokenizer.save_pretrained(path)
-        if type(self._model) is OnnxClassifier:  # a checkpoint shipped as a graph: its graph, config and tokenizer
-            (path / SAVED_ONNX_FILE).write_bytes(self._model.onnx_model)
         if isinstance(self._runner.model, Int8Classifier):
             (path / SAVED_INT8_FILE).write_bytes(self._runner.model.onnx_model)
         for saved in path.iterdir():  # readable by others, as spaCy's own files are (safetensors writes 0600)

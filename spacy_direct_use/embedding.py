@@ -45,37 +45,35 @@ class SentenceLayout:
     pooling: Tuple[str, ...]
     normalize: bool
     max_seq_length: Optional[int]  # sub-words per text sentence-transformers reads (special tokens included)
-    declared: bool  # read from modules.json (False: the `pooling` setting on a plain encoder)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"pooling": list(self.pooling), "normalize": self.normalize, "max_seq_length": self.max_seq_length, "declared": self.declared}
+        return {"pooling": list(self.pooling), "normalize": self.normalize, "max_seq_length": self.max_seq_length}
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "SentenceLayout":
-        return cls("", tuple(data["pooling"]), bool(data["normalize"]), data.get("max_seq_length"), bool(data.get("declared", True)))
+        return cls("", tuple(data["pooling"]), bool(data["normalize"]), data.get("max_seq_length"))
 
 
-def read_sentence_layout(name: str, revision: Optional[str], local_only: bool, pooling: Optional[str], normalize: Optional[bool], component: str) -> SentenceLayout:
+def read_sentence_layout(name: str, revision: Optional[str], local_only: bool, pooling: Optional[str], normalize: Optional[bool]) -> SentenceLayout:
     """The checkpoint's declared modules (modules.json), or a plain encoder's
     `pooling` setting (mean when unset); `pooling` / `normalize` settings override."""
     modules = read_json(name, "modules.json", revision, local_only)
     if modules is None:
-        modes = parse_pooling(pooling or "mean", component)
-        return SentenceLayout("", modes, bool(normalize), None, False)
+        return SentenceLayout("", parse_pooling(pooling or "mean"), bool(normalize), None)
     kinds = {str(m.get("type", "")).rsplit(".", 1)[-1]: m.get("path", "") for m in modules}
     if "Transformer" not in kinds:
         found = sorted(kinds)
         raise DirectUseError(Errors.E064.format(name=name, modules=found))
     subfolder = kinds["Transformer"].strip("/")
     declared = _pooling_modes(read_json(name, f"{kinds['Pooling']}/config.json", revision, local_only) or {}) if "Pooling" in kinds else ("cls",)
-    modes = parse_pooling(pooling, component) if pooling else declared
+    modes = parse_pooling(pooling) if pooling else declared
     bert_config = read_json(name, f"{subfolder}/sentence_bert_config.json" if subfolder else "sentence_bert_config.json", revision, local_only) or {}
     return SentenceLayout(
-        subfolder, modes, "Normalize" in kinds if normalize is None else bool(normalize), bert_config.get("max_seq_length"), True
+        subfolder, modes, "Normalize" in kinds if normalize is None else bool(normalize), bert_config.get("max_seq_length")
     )
 
 
-def parse_pooling(pooling: str, component: str) -> Tuple[str, ...]:
+def parse_pooling(pooling: str) -> Tuple[str, ...]:
     """The `pooling` setting ("mean", or several joined by "+": "cls+mean") as modes."""
     modes = tuple(POOLING_ALIASES.get(mode.strip(), mode.strip()) for mode in str(pooling).split("+"))
     if not modes or any(mode not in POOLING_MODES for mode in modes):

@@ -50,13 +50,14 @@ ROUTES = ("fine-tuned", "nli", "embedding")
 @dataclass
 class WindowReader:
     """How one call reads a Doc's windows: encoding, window length, what each window
-    gives, and how the core-weighted mean of those becomes label probabilities."""
+    gives, and how those become the text's label probabilities (by default the mean of
+    the windows' probabilities, each weighted by its core)."""
 
     encode: Callable
     content_length: int
     run: Callable[[List[np.ndarray], List[Tuple[int, Window]]], List[np.ndarray]]
-    finish: Callable[[np.ndarray], np.ndarray]
     names: List[Optional[str]]
+    combine: Callable[[List[Window], List[np.ndarray]], np.ndarray] = weighted_mean
 
 
 @registry.scorers("spacy_direct_use.textcat_scorer.v1")
@@ -96,6 +97,8 @@ class DirectTextCat(DirectPipe):
         return self._route
 
     def task(self) -> str:
+        if self.route == "nli" and self.cfg["precision"] == "int8":  # its int8 graph would take no token_type_ids
+            raise DirectUseError(Errors.E066.format(what="zero-shot NLI checkpoints"))
         return "embedding" if self.route == "embedding" else "sequence"
 
     def _use_saved_model(self, path) -> None:
@@ -103,8 +106,6 @@ class DirectTextCat(DirectPipe):
         super()._use_saved_model(path)
 
     def on_load(self, loaded: LoadedModel, runner: ClassifierRunner) -> None:
-        if self.route == "nli" and self.cfg["precision"] == "int8":  # its graph takes no token_type_ids
-            raise DirectUseError(Errors.E066.format(what="zero-shot NLI checkpoints"))
         if self.route == "nli":
             runner.activation = None  # the pair logits: nli_scores reads them as the pipeline does
         if self.route != "fine-tuned" and self._multi_label is None:
@@ -159,10 +160,10 @@ class DirectTextCat(DirectPipe):
         outputs = iter(reader.run(ids, flat))
         predictions = []
         for windows in doc_windows:
-            predictions.append((reader.names, reader.finish(weighted_mean(windows, [next(outputs) for _ in windows])), []))
+            predictions.append((reader.names, reader.combine(windows, [next(outputs) for _ in windows]), []))
         for (_, _, per_sentence), doc_sents, windows_per_sent in zip(predictions, sentences, sentence_windows):
             for (start, end, _, _), windows in zip(doc_sents, windows_per_sent):
-                per_sentence.append((start, end, reader.finish(weighted_mean(windows, [next(outputs) for _ in windows]))))
+                per_sentence.append((start, end, reader.combine(windows, [next(outputs) for _ in windows])))
         return predictions
 
     def _reader(self, runner: ClassifierRunner, labels: Any = None, hypothesis_template: Optional[str] = None, multi_label: Optional[bool] = None) -> WindowReader:
@@ -171,7 +172,7 @@ class DirectTextCat(DirectPipe):
         if self.route == "fine-tuned":
             if texts is not None and set(texts) != set(self._model_labels):
                 raise DirectUseError(Errors.E063.format(name=self._source, own=self._model_labels, labels=list(texts)))
-            return WindowReader(self._encode, runner.content_length, lambda ids, flat: self._forward(runner, ids, flat), lambda p: p, self._mapped_labels())
+            return WindowReader(self._encode, runner.content_length, lambda ids, flat: self._forward(runner, ids, flat), self._mapped_labels())
         if not texts:
             what = "an NLI checkpoint" if self.route == "nli" else "a sentence encoder (no classification head)"
             detail = f"'{self._source}' is {what}: it classifies into labels of your choosing, but none were given."
@@ -181,9 +182,9 @@ class DirectTextCat(DirectPipe):
         if self.route == "nli":
             return self._nli_reader(runner, list(texts.values()), check_template(hypothesis_template or self.cfg["hypothesis_template"]), multi, names)
         label_vectors = self._embedded_labels(runner, tuple(texts.values()))
-        finish = lambda vector: similarity_scores(runner.finish(vector), label_vectors, multi)  # noqa: E731
-        run = lambda ids, flat: list(runner.finish(np.stack([p for p, _ in self._forward(runner, ids, flat)])))  # noqa: E731
-        return WindowReader(self._encode_text, runner.content_length, run, finish, names)  # windows as EmbeddingRunner.combine
+        pooled = lambda ids, flat: [p for p, _ in self._forward(runner, ids, flat)]  # noqa: E731
+        scores = lambda windows, vectors: similarity_scores(runner.combine(windows, vectors), label_vectors, multi)  # noqa: E731
+        return WindowReader(self._encode_text, runner.content_length, pooled, names, scores)
 
     def _nli_reader(self, runner: ClassifierRunner, labels: List[str], template: str, multi: bool, names: List[Optional[str]]) -> WindowReader:
         """Each window read against every label's hypothesis, all pairs in one length-sorted run."""
@@ -201,7 +202,7 @@ class DirectTextCat(DirectPipe):
             return [nli_scores(np.stack(logits[k * n : (k + 1) * n]), entail, multi) for k in range(len(flat))]
 
         content_length = runner.max_length - len(pair) - max(len(h) for h in hypotheses)
-        return WindowReader(self._encode_text, max(content_length, 1), run, lambda p: p, names)
+        return WindowReader(self._encode_text, max(content_length, 1), run, names)
 
     def _embedded_labels(self, runner, texts: Tuple[str, ...]) -> np.ndarray:
         """The label texts' embeddings, computed once per label set."""
