@@ -368,8 +368,7 @@ class DirectPipe(Pipe):
         self._tokenizer.save_pretrained(path)
         if isinstance(self._runner.model, Int8Classifier):
             (path / SAVED_INT8_FILE).write_bytes(self._runner.model.onnx_model)
-        for saved in path.iterdir():  # readable by others, as spaCy's own files are (safetensors writes 0600)
-            saved.chmod(saved.stat().st_mode | 0o444)
+        readable_by_all(path)
 
     def _use_saved_model(self, path: Path) -> None:
         if not (path / "model.safetensors").exists() and not (path / SAVED_ONNX_FILE).exists():
@@ -391,6 +390,12 @@ def _local_labels(model: str) -> Optional[List[str]]:
         return read_labels(path) if (path / "config.json").is_file() else None
     except DirectUseError:
         return None
+
+
+def readable_by_all(path: Path) -> None:
+    """Saved files readable by others, as spaCy's own files are (safetensors writes 0600)."""
+    for saved in path.rglob("*"):
+        saved.chmod(saved.stat().st_mode | (0o555 if saved.is_dir() else 0o444))
 
 
 def _cast_floats(tensor, dtype):
@@ -431,5 +436,5 @@ def validate_shared_settings(cfg: Dict[str, Any]) -> None:
         raise DirectUseError(Errors.E035.format(device=cfg["device"]))  # a GPU from require_gpu: at load
     if not 0 <= cfg["window_overlap"] < cfg["window_size"]:
         raise DirectUseError(Errors.E011.format(overlap=cfg["window_overlap"], size=cfg["window_size"]))
-    if "threshold" in cfg and not 0.0 <= cfg["threshold"] <= 1.0:
+    if cfg.get("threshold") is not None and not 0.0 <= cfg["threshold"] <= 1.0:
         raise DirectUseError(Errors.E008.format(key="threshold", value=cfg["threshold"], options="a number in [0, 1]", example=0.5))

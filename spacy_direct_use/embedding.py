@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import srsly
 import torch
 
 from .errors import DirectUseError, Errors
 from .inference import ClassifierRunner
+from .loading import read_json
 from .windows import Window, weighted_mean
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
@@ -88,21 +88,6 @@ def _pooling_modes(config: Dict[str, Any]) -> Tuple[str, ...]:
     if mode:
         return (mode,) if isinstance(mode, str) else tuple(mode)
     return tuple(m for key, m in _LEGACY_POOLING_KEYS.items() if config.get(key)) or ("mean",)
-
-
-def read_json(name: str, filename: str, revision: Optional[str], local_only: bool) -> Optional[Any]:
-    """A JSON file of a local checkpoint or a hub repository (transformers' cached_file:
-    the hub cache, downloading where allowed); None where there is no such file."""
-    from transformers.utils import cached_file
-
-    try:
-        path = cached_file(
-            name, filename, revision=revision, local_files_only=local_only,
-            _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
-        )  # fmt: skip
-    except Exception:  # noqa: BLE001 - no such repository or file: loading the model reports it
-        return None
-    return srsly.read_json(path) if path else None
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, modes: Sequence[str]) -> torch.Tensor:

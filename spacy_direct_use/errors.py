@@ -405,4 +405,23 @@ class Errors(metaclass=ErrorsWithCodes):
         "or fp16 variant of the graph with onnx_file, e.g. "
         "config={{\"onnx_file\": \"onnx/model_quantized.onnx\"}}."
     )
-
+    E070 = (
+        "'{name}' is a GLiNER checkpoint (it has gliner_config.json), which the "
+        "gliner package reads: pip install \"spacy-direct-use[gliner]\"."
+    )
+    E071 = (
+        "'{name}' is a GLiNER checkpoint: it finds the entity types you name, and none "
+        "were given. Name them, e.g. config={{\"labels\": [\"person\", \"organization\", "
+        "\"product\"]}} (or label -> description), or per call: nlp.pipe(texts, "
+        "component_cfg={{\"{component}\": {{\"labels\": [...]}}}})."
+    )
+    E072 = (
+        "'{name}' is a token classifier fine-tuned on its own labels {own}; it cannot look "
+        "for the entity types {labels}. Leave labels unset to get its own entities (rename "
+        "them with label_map), or use a GLiNER checkpoint for types of your choosing, e.g. "
+        "config={{\"model\": \"urchade/gliner_multi-v2.1\", \"labels\": [\"person\", \"product\"]}}."
+    )
+    E073 = (
+        "The label prompt for {labels} alone fills the encoder's {limit} sub-words, "
+        "leaving none for the text. Name fewer entity types per call, or shorter ones."
+    )

@@ -75,7 +75,9 @@ def make_direct_ner(
     spans_key: Optional[str],
     doc_consistency: bool,
     doc_consistency_keep: float,
-    threshold: float,
+    threshold: Optional[float],
+    labels: Optional[Union[List[str], Dict[str, str]]],
+    flat_ner: bool,
     device: Optional[str],
     precision: str,
     trust_remote_code: bool,
@@ -83,7 +85,8 @@ def make_direct_ner(
     onnx_file: Optional[str],
     scorer: Optional[Callable],
 ) -> DirectNER:
-    """Run a fine-tuned Hugging Face token classifier and write its entities to doc.ents."""
+    """Write a fine-tuned Hugging Face token classifier's entities to doc.ents, or a GLiNER
+    checkpoint's entities of the types named in `labels`."""
     return _build(DirectNER, locals())
 
 

@@ -19,6 +19,7 @@ import torch
 import transformers
 from thinc.util import get_torch_default_device
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+from transformers.utils import cached_file
 from transformers.utils import logging as hf_logging
 
 from .onnx_graph import load_onnx_classifier, onnx_graph_file
@@ -50,6 +51,9 @@ TASKS: Dict[str, Task] = {
 }  # fmt: skip
 """A sentence encoder is any checkpoint's encoder (AutoModel drops a head): no head
 or label check applies to it."""
+
+GLINER_CONFIG = "gliner_config.json"
+"""The file that marks a GLiNER checkpoint (read by the gliner package, not transformers)."""
 
 NO_TOKENIZER_FILES = "no tokenizer files (tokenizer.json, vocab.txt, ...) that transformers can read"
 
@@ -184,6 +188,19 @@ def read_labels(model_dir: Union[str, Path]) -> List[str]:
         raise DirectUseError(Errors.E054.format(file=path, reason=_config_reason(path, err))) from None
 
 
+def read_json(name: str, filename: str, revision: Optional[str], local_only: bool) -> Optional[Any]:
+    """A JSON file of a local checkpoint or a hub repository (transformers' cached_file:
+    the hub cache, downloading where allowed); None where there is no such file."""
+    try:
+        path = cached_file(
+            name, filename, revision=revision, local_files_only=local_only,
+            _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
+        )  # fmt: skip
+    except Exception:  # noqa: BLE001 - no such repository or file: loading the model reports it
+        return None
+    return srsly.read_json(path) if path else None
+
+
 def _config_reason(path: Path, err: BaseException) -> str:
     if not path.is_file():
         return "the file does not exist"
@@ -242,7 +259,7 @@ def check_model_path(name: str) -> None:
         raise DirectUseError(
             Errors.E013.format(path=name, detail="it is a file, not a directory", hint=f"; did you mean '{path.parent}'?")
         )
-    if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
+    if not any((path / name).is_file() for name in ("config.json", "modules.json", GLINER_CONFIG)):
         nested = _nested_model_dirs(path)
         hint = f"; did you mean {' or '.join(repr(str(d)) for d in nested)}?" if nested else ""
         raise DirectUseError(Errors.E013.format(path=name, detail="the directory has no config.json", hint=hint))

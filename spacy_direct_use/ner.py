@@ -1,24 +1,28 @@
-"""direct_ner: a fine-tuned token classifier's entities in doc.ents.
+"""direct_ner: a fine-tuned token classifier's entities in doc.ents, or, on a GLiNER
+checkpoint, entities of the types you name (gliner_entities.py), with no training.
 
 On the shared core (base.py), it adds how the labels are read (labels.py: the tag
 scheme, decided once at load) and how probabilities become entities (decoding.py:
 constrained Viterbi), and merges them with the Doc's own entities through spaCy's
-`ents_filter` functions.
+`ents_filter` functions. Every entity found, with its score, goes to
+doc.spans[spans_key]; doc.ents takes the best non-overlapping ones (GLiNER's nested
+spans, with flat_ner false, overlap).
 """
 import logging
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 from spacy.pipeline.span_ruler import prioritize_existing_ents_filter, prioritize_new_ents_filter
 from spacy.tokens import Doc, Span, SpanGroup
 
 from .alignment import AGGREGATIONS, TokenAlignment, aggregate
-from .base import SHARED_CONFIG, DirectPipe, check_choice
+from .base import SHARED_CONFIG, DirectPipe, check_choice, readable_by_all
 from .consistency import reconcile
 from .decoding import extract_entities, viterbi
 from .errors import DirectUseError, Errors
-from .inference import ClassifierRunner, encode_batch, fork_safe_torch
+from .gliner_entities import GlinerReader, best_flat, entity_labels, is_gliner_checkpoint, load_gliner
+from .inference import DEFAULT_BATCH_TOKENS, ClassifierRunner, encode_batch, fork_safe_torch
 from .labels import (
     PROBE_SENTENCES,
     TAG_SCHEMES,
@@ -30,12 +34,15 @@ from .labels import (
     scheme_from_labels,
     scheme_from_predictions,
 )
-from .loading import LoadedModel
+from .loading import GLINER_CONFIG, LoadedModel, quiet_transformers, resolve_device
+from .zeroshot import call_labels, label_texts
 
 logger = logging.getLogger("spacy_direct_use")
 
 EntsFilter = Callable[[Iterable[Span], Iterable[Span]], List[Span]]
 Entity = Tuple[int, int, str, float]  # start token, end token, label, confidence
+DEFAULT_THRESHOLD = {"token": 0.0, "gliner": 0.5}
+"""threshold null: no cut for a token classifier (its decoding decides), GLiNER's own 0.5."""
 
 DEFAULT_CONFIG = {
     **SHARED_CONFIG,
@@ -45,7 +52,9 @@ DEFAULT_CONFIG = {
     "overwrite_ents": False,
     "ents_filter": {"@misc": "spacy.prioritize_existing_ents_filter.v1"},
     "spans_key": "direct_ner",
-    "threshold": 0.0,
+    "threshold": None,
+    "labels": None,
+    "flat_ner": True,
     "doc_consistency": False,
     "doc_consistency_keep": 0.8,
     "scorer": {"@scorers": "spacy.ner_scorer.v1"},
@@ -61,6 +70,7 @@ class DirectNER(DirectPipe):
 
     TASK = "token"
     DEFAULT_CONFIG = DEFAULT_CONFIG
+    CALL_SETTINGS = ("labels", "threshold", "flat_ner")
 
     def __init__(
         self,
@@ -79,10 +89,52 @@ class DirectNER(DirectPipe):
         self._scheme: Optional[LabelScheme] = None
         self._type_labels: List[Optional[str]] = []  # spaCy label per entity type id, after label_map
         self._decided_scheme: Optional[Dict[str, str]] = None  # tag_scheme "auto"'s decision, once made or read
+        self._labels = label_texts(self.cfg["labels"])  # GLiNER's entity types (label -> the text it reads)
+        _check_flat_ner(self.cfg["flat_ner"])
+        self._route: Optional[str] = None
 
     @classmethod
     def factory_name(cls) -> str:
         return "direct_ner"
+
+    # -- the checkpoint: a token classifier or GLiNER ---------------------------------
+
+    @property
+    def route(self) -> str:
+        """How the checkpoint is read: "token" (a token classifier's own labels) or "gliner"
+        (a GLiNER checkpoint: the entity types named in `labels`); decided from its files."""
+        if self._route is None:
+            gliner = is_gliner_checkpoint(self._source, self.cfg["revision"], self._local_only)
+            self._route = "gliner" if gliner else "token"
+        return self._route
+
+    def _load(self):
+        if self.route == "token":
+            if self._labels is not None:
+                self._refuse_labels(list(self._labels))
+            return super()._load()
+        device = resolve_device(self.cfg["device"])
+        self._model = load_gliner(self._source, self.cfg["revision"], self._local_only, device, self.cfg["precision"])
+        batch_tokens = self.cfg["forward_batch_tokens"] or DEFAULT_BATCH_TOKENS[device.type if device.type == "cuda" else "cpu"]
+        return GlinerReader(self._model, self.cfg["forward_batch_size"], batch_tokens)
+
+    def _refuse_labels(self, labels: List[str]) -> None:
+        own = sorted({parse_label(label)[1] for label in self._model_labels or []} - {None})
+        raise DirectUseError(Errors.E072.format(name=self._source, own=own, labels=labels))
+
+    def _save_model(self, path) -> None:
+        if self.route == "token":
+            return super()._save_model(path)
+        with quiet_transformers(progress_bar=False):  # gliner's own layout: gliner_config.json, safetensors, tokenizer
+            self._model.save_pretrained(path, safe_serialization=True)
+        readable_by_all(path)
+
+    def _use_saved_model(self, path) -> None:
+        self._route = None  # decided again from the saved files
+        if not (path / GLINER_CONFIG).is_file():
+            return super()._use_saved_model(path)
+        self._source, self._local_only, self._route = path, True, "gliner"
+        self._model = self._tokenizer = self._runner = None
 
     # -- the model's labels ----------------------------------------------------------
 
@@ -160,24 +212,53 @@ class DirectNER(DirectPipe):
 
     @property
     def labels(self) -> Tuple[str, ...]:
-        """The entity labels direct_ner writes, after `label_map`: known once the model
-        has loaded (first use or nlp.initialize()), for a local checkpoint or `id2label`,
-        or once a saved pipeline was read (spacy.load); reading it never loads weights."""
+        """The entity labels direct_ner writes, after `label_map`: the `labels` setting's (a
+        GLiNER checkpoint), else the model's, known once the model has loaded (first use
+        or nlp.initialize()), for a local checkpoint or `id2label`, or once a saved
+        pipeline was read (spacy.load); reading it never loads weights."""
+        if self._labels is not None:
+            return tuple(sorted({label for label in self._mapped_labels(list(self._labels)) if label}))
         types = {parse_label(label)[1] for label in self._model_labels or []} - {None}
         mapped = map_types(sorted(types), self.cfg["label_map"])
         return tuple(sorted({label for label in mapped.values() if label}))
 
     # -- processing ------------------------------------------------------------------
 
-    def predict(self, docs: List[Doc]) -> List[List[Entity]]:
-        """(start token, end token, label, confidence) for each Doc's entities."""
+    def predict(self, docs: List[Doc], labels=None, threshold: Optional[float] = None, flat_ner: Optional[bool] = None) -> List[List[Entity]]:
+        """(start token, end token, label, confidence) for each Doc's entities; `labels`,
+        `threshold` and `flat_ner` override the config for this call (CALL_SETTINGS)."""
+        runner = self._ensure_loaded()
+        threshold = self._threshold(threshold)
+        if self.route == "gliner":
+            return self._read_gliner(runner, docs, call_labels(self._labels, labels), threshold, flat_ner)
+        if labels is not None:
+            self._refuse_labels(list(label_texts(labels)))
         alignments, doc_probs = self._piece_probs(docs)
         clock = time.perf_counter()
-        predictions = [self._decode(doc, alignment, probs) for doc, alignment, probs in zip(docs, alignments, doc_probs)]
+        predictions = [
+            self._decode(doc, alignment, probs, threshold) for doc, alignment, probs in zip(docs, alignments, doc_probs)
+        ]
         self._tick("decode", clock)
         return predictions
 
-    def _decode(self, doc: Doc, alignment: TokenAlignment, probs: np.ndarray) -> List[Entity]:
+    def _threshold(self, given: Optional[float]) -> float:
+        threshold = self.cfg["threshold"] if given is None else given
+        if threshold is None:
+            return DEFAULT_THRESHOLD[self.route]
+        _check_threshold(threshold)
+        return threshold
+
+    def _read_gliner(self, reader: GlinerReader, docs: List[Doc], labels, threshold: float, flat_ner: Optional[bool]) -> List[List[Entity]]:
+        """GLiNER's entities of this call's types, after label_map (a type mapped to None is dropped)."""
+        flat_ner = self.cfg["flat_ner"] if flat_ner is None else _check_flat_ner(flat_ner)
+        labels = entity_labels(labels, self._source)
+        clock = time.perf_counter()
+        found = reader.read(docs, [self._sentence_starts(doc) for doc in docs], labels, threshold, flat_ner)
+        self._tick("forward", clock)
+        mapped = dict(zip(labels, self._mapped_labels(list(labels))))
+        return [[(start, end, mapped[label], score) for start, end, label, score in doc_entities if mapped[label]] for doc_entities in found]
+
+    def _decode(self, doc: Doc, alignment: TokenAlignment, probs: np.ndarray, threshold: float) -> List[Entity]:
         tokens = alignment.tokens
         if len(tokens) == 0:
             return []
@@ -191,20 +272,21 @@ class DirectNER(DirectPipe):
         entities = []
         for start, end, type_id, confidence in mentions:
             label = self._type_labels[type_id]
-            if label and confidence >= self.cfg["threshold"]:
+            if label and confidence >= threshold:
                 entities.append((int(tokens[start]), int(tokens[end - 1]) + 1, label, confidence))
         return entities
 
     def set_annotations(self, docs: List[Doc], predictions: List[List[Entity]]) -> List[Doc]:
-        """Write entities to doc.ents (merged with existing ones by `ents_filter`) and
-        scored spans to doc.spans."""
+        """Write every entity with its score to doc.spans[spans_key], and the best
+        non-overlapping ones to doc.ents (merged with existing ones by `ents_filter`)."""
         clock = time.perf_counter()
         for doc, entities in zip(docs, predictions):
-            spans = [Span(doc, start, end, label=label) for start, end, label, _ in entities]
             if self.cfg["spans_key"]:
                 doc.spans[self.cfg["spans_key"]] = SpanGroup(
-                    doc, name=self.cfg["spans_key"], spans=spans, attrs={"scores": [e[3] for e in entities]}
-                )
+                    doc, name=self.cfg["spans_key"], spans=[Span(doc, s, e, label=label) for s, e, label, _ in entities],
+                    attrs={"scores": [e[3] for e in entities]},
+                )  # fmt: skip
+            spans = [Span(doc, start, end, label=label) for start, end, label, _ in best_flat(entities)]
             kept = self.ents_filter(list(doc.ents), spans)
             doc.set_ents(sorted(kept), outside=_uncovered_tokens(doc, kept), default="unmodified")
         self._tick("annotate", clock)
@@ -229,3 +311,14 @@ def _uncovered_tokens(doc: Doc, kept: List[Span]) -> List[Span]:
     for span in kept:
         covered[span.start : span.end] = True
     return [doc[i : i + 1] for ent in doc.ents for i in range(ent.start, ent.end) if not covered[i]]
+
+
+def _check_flat_ner(flat_ner: Any) -> bool:
+    if not isinstance(flat_ner, bool):
+        raise DirectUseError(Errors.E008.format(key="flat_ner", value=flat_ner, options="true or false", example="false"))
+    return flat_ner
+
+
+def _check_threshold(threshold: Any) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise DirectUseError(Errors.E008.format(key="threshold", value=threshold, options="a number in [0, 1]", example=0.5))

@@ -20,10 +20,9 @@ from spacy.tokens import Doc, Span, SpanGroup
 
 from .alignment import TokenAlignment
 from .base import SHARED_CONFIG, DirectPipe
-from .embedding import read_json
 from .errors import DirectUseError, Errors
 from .inference import ClassifierRunner, fork_safe_torch
-from .loading import LoadedModel
+from .loading import LoadedModel, read_json
 from .windows import Window, strided_windows, weighted_mean
 from .zeroshot import PairTemplate, call_labels, check_template, entailment_id, label_texts, nli_scores, similarity_scores
 

@@ -5,7 +5,7 @@ the model reads start:end, and only the core's predictions are kept. Cores
 tile the sequence exactly once, so overlapping windows merge by keeping each
 sub-word's prediction from the window where it is furthest from an edge.
 """
-from typing import AbstractSet, List, Sequence, Tuple
+from typing import AbstractSet, Callable, List, Sequence, Tuple
 
 import numpy as np
 from spacy.attrs import IS_PUNCT, ORTH
@@ -79,3 +79,45 @@ def weighted_mean(windows: List[Window], probs: List[np.ndarray]) -> np.ndarray:
     if weights.sum() == 0:
         weights[:] = 1.0
     return (np.stack(probs).astype(np.float64) * weights[:, None]).sum(axis=0) / weights.sum()
+
+
+def word_windows(first_piece: np.ndarray, sentence_starts: Sequence[int], max_words: int, max_pieces: int, overlap: int) -> List[Window]:
+    """Windows in word indices that fit two limits at once: at most `max_words` words and
+    `max_pieces` sub-words (a span model such as GLiNER has both). Whole sentences are
+    packed while both hold; a sentence over either is read in strides that overlap by
+    `overlap` words, cores split in the middle of each overlap.
+
+    first_piece: (n_words + 1,) each word's first sub-word index, then the total.
+    """
+    n_words = len(first_piece) - 1
+
+    def fitting_end(start: int, limit: int) -> int:
+        """The furthest end <= limit whose words from `start` fit (at least one word)."""
+        by_pieces = int(np.searchsorted(first_piece, first_piece[start] + max_pieces, side="right")) - 1
+        return max(start + 1, min(limit, start + max_words, by_pieces))
+
+    bounds = sorted({int(s) for s in sentence_starts if 0 < s < n_words} | {0, n_words}) if n_words else []
+    windows: List[Window] = []
+    pack_start = 0
+    for sent_start, sent_end in zip(bounds[:-1], bounds[1:]):
+        if sent_start > pack_start and fitting_end(pack_start, sent_end) < sent_end:
+            windows.append((pack_start, sent_start, pack_start, sent_start))
+            pack_start = sent_start
+        if fitting_end(sent_start, sent_end) < sent_end:  # one sentence over a limit: strides
+            windows.extend(_word_strides(sent_start, sent_end, fitting_end, overlap))
+            pack_start = sent_end
+    if pack_start < n_words:
+        windows.append((pack_start, n_words, pack_start, n_words))
+    return windows
+
+
+def _word_strides(start: int, end: int, fitting_end: Callable[[int, int], int], overlap: int) -> List[Window]:
+    spans = [(start, fitting_end(start, end))]
+    while spans[-1][1] < end:
+        last_start, last_end = spans[-1]
+        next_start = max(last_end - min(overlap, (last_end - last_start) // 2), last_start + 1)
+        if fitting_end(next_start, end) <= last_end:  # a word over the sub-word limit: no overlap around it
+            next_start = last_end
+        spans.append((next_start, fitting_end(next_start, end)))
+    cuts = [start] + [(nxt[0] + cur[1]) // 2 for cur, nxt in zip(spans[:-1], spans[1:])] + [end]
+    return [(s, e, cuts[k], cuts[k + 1]) for k, (s, e) in enumerate(spans)]

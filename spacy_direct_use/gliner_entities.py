@@ -1,0 +1,167 @@
+"""Zero-shot entities for direct_ner: GLiNER checkpoints (the `gliner` package), entity types
+named in the config or per call.
+
+GLiNER reads a text as words after a prompt of the entity types
+(`<<ENT>> person <<ENT>> city <<SEP>> w1 w2 ...`) and scores every span of up to
+`max_width` words against each type. The checkpoint is read as gliner reads it: its
+own processor, collator, forward pass and decoder (`prepare_base_input`,
+`collate_batch`, `run_batch`, `decode_batch`: the steps of `GLiNER.inference`), so
+scores are gliner's. What this module changes is what it reads:
+- the words are the Doc's non-whitespace tokens, so every entity lies on spaCy tokens;
+- nothing is truncated. gliner cuts a text at `max_len` words and its tokenizer at the
+  encoder's sub-word limit, both silently. Here each Doc is read in windows
+  (windows.word_windows): whole sentences, packed while the words fit `max_len` and
+  their sub-words fit the encoder's limit together with this call's label prompt
+  (counted with the model's tokenizer); a longer sentence is read in strides that
+  overlap by twice `max_width` words, each entity kept from the window whose core
+  holds its first word, and overlaps between windows resolved by gliner's own greedy
+  search. A text within both limits is one window, read as `predict_entities` reads it.
+The windows of a batch of Docs run together, length-sorted (inference.length_batches).
+"""
+import dataclasses
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from spacy.tokens import Doc
+
+from .alignment import doc_words
+from .errors import DirectUseError, Errors
+from .inference import PRECISIONS, length_batches
+from .loading import GLINER_CONFIG, quiet_transformers, read_json
+from .windows import Window, word_windows
+
+Entity = Tuple[int, int, str, float]  # start token, end token, label, score
+LARGE_LIMIT = 1_000_000  # tokenizers without a sub-word limit say 1e30
+
+
+def is_gliner_checkpoint(name: Union[str, Path], revision: Optional[str], local_only: bool) -> bool:
+    """Whether `name` (a directory or hub repository) holds a GLiNER checkpoint."""
+    return read_json(str(name), GLINER_CONFIG, revision, local_only) is not None
+
+
+def load_gliner(name: Union[str, Path], revision: Optional[str], local_only: bool, device: torch.device, precision: str):
+    """The checkpoint as `GLiNER.from_pretrained` loads it, in eval mode; E070 without gliner."""
+    try:
+        from gliner import GLiNER
+    except ImportError:
+        raise DirectUseError(Errors.E070.format(name=name)) from None
+    options: Dict[str, Any] = {"quantize": "int8"} if precision == "int8" else {"dtype": PRECISIONS[precision]}
+    try:
+        with quiet_transformers(progress_bar=False):
+            model = GLiNER.from_pretrained(
+                str(name), revision=revision, local_files_only=local_only, map_location=str(device), **options
+            )
+    except Exception as err:  # noqa: BLE001 - every failure becomes a DirectUseError
+        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        if Path(name).expanduser().is_dir():
+            raise DirectUseError(Errors.E016.format(name=name, reason=reason)) from None
+        raise DirectUseError(Errors.E003.format(name=name, revision=revision or "main", reason=reason)) from None
+    return model.eval()
+
+
+class GlinerReader:
+    """A loaded GLiNER model reading windows of spaCy words, batched across Docs."""
+
+    def __init__(self, model, batch_size: int, batch_tokens: int) -> None:
+        self.model = model
+        self.tokenizer = model.data_processor.transformer_tokenizer
+        self.collator = model.create_collator()
+        self.max_len = int(model.config.max_len)
+        self.max_width = int(model.config.max_width)
+        self.piece_limit = _piece_limit(model, self.tokenizer)
+        self.batch_size, self.batch_tokens = batch_size, batch_tokens
+
+    def prompt_pieces(self, prompts: List[str]) -> int:
+        """Sub-words the label prompt takes in every window, special tokens included."""
+        (prompt_words,), _ = self.model.data_processor.prepare_inputs([[]], prompts)
+        return len(self.tokenizer(prompt_words, is_split_into_words=True)["input_ids"])
+
+    def read(self, docs: List[Doc], sentence_starts: List[np.ndarray], labels: Dict[str, str], threshold: float, flat_ner: bool) -> List[List[Entity]]:
+        """Each Doc's entities (start token, end token, label, score), sorted by start;
+        overlapping (nested) ones too when `flat_ner` is False."""
+        names, prompts = list(labels), list(labels.values())
+        max_pieces = self.piece_limit - self.prompt_pieces(prompts)
+        if max_pieces < 1:
+            raise DirectUseError(Errors.E073.format(limit=self.piece_limit, labels=names))
+        words = [doc_words(doc) for doc in docs]
+        first_pieces = self._first_pieces([doc_w for doc_w, _ in words])
+        overlap = 2 * self.max_width  # a span starting in a core lies wholly inside its window
+        flat: List[Tuple[int, Window]] = [
+            (i, window)
+            for i, (first_piece, (_, word_tokens), starts) in enumerate(zip(first_pieces, words, sentence_starts))
+            for window in word_windows(first_piece, np.searchsorted(word_tokens, starts), self.max_len, max_pieces, overlap)
+        ]  # fmt: skip
+        window_words = [words[i][0][start:end] for i, (start, end, _, _) in flat]
+        found = self._run(window_words, prompts, names, threshold, flat_ner)
+        spans: List[list] = [[] for _ in docs]
+        for (i, (start, _, core_start, core_end)), window_spans in zip(flat, found):
+            spans[i].extend(
+                dataclasses.replace(span, start=span.start + start, end=span.end + start)
+                for span in window_spans
+                if core_start <= span.start + start < core_end
+            )
+        entities = []
+        for doc_spans, (_, word_tokens), n_windows in zip(spans, words, np.bincount([i for i, _ in flat], minlength=len(docs))):
+            if n_windows > 1:  # entities of neighbouring strides may overlap: gliner's rule decides
+                doc_spans = self.model.decoder.greedy_search(doc_spans, flat_ner=flat_ner, multi_label=False)
+            entities.append(
+                [(int(word_tokens[s.start]), int(word_tokens[s.end]) + 1, s.entity_type, float(s.score)) for s in doc_spans]
+            )
+        return entities
+
+    def _first_pieces(self, doc_word_lists: List[List[str]]) -> List[np.ndarray]:
+        """Per Doc, each word's first sub-word index then the total (n_words + 1,), as the
+        model's tokenizer splits pre-split words (as gliner's processor calls it)."""
+        non_empty = [words for words in doc_word_lists if words]
+        encoded = self.tokenizer(non_empty, is_split_into_words=True, add_special_tokens=False) if non_empty else None
+        result, k = [], 0
+        for words in doc_word_lists:
+            counts = np.zeros(len(words), dtype=np.int64)
+            if words:
+                word_ids = np.array([w for w in encoded.word_ids(k) if w is not None], dtype=np.int64)
+                counts = np.bincount(word_ids, minlength=len(words))
+                k += 1
+            result.append(np.concatenate(([0], np.cumsum(counts))))
+        return result
+
+    def _run(self, window_words: List[List[str]], prompts: List[str], names: List[str], threshold: float, flat_ner: bool) -> List[list]:
+        """gliner's decoded spans (word indices within the window, end inclusive) per window."""
+        found: List[list] = [[] for _ in window_words]
+        lengths = [len(words) for words in window_words]
+        order = sorted(range(len(window_words)), key=lengths.__getitem__)
+        for batch in length_batches(order, lengths, self.batch_size, self.batch_tokens):
+            inputs = self.model.prepare_base_input([window_words[i] for i in batch])
+            collated = self.model.collate_batch(inputs, prompts, self.collator, label_names=names)
+            output = self.model.run_batch(collated, threshold=threshold)
+            decoded = self.model.decode_batch(output, collated, threshold=threshold, flat_ner=flat_ner, multi_label=False)
+            for i, window_spans in zip(batch, decoded):
+                found[i] = window_spans
+        return found
+
+
+def _piece_limit(model, tokenizer) -> int:
+    """The sub-words one encoder pass may hold: the tokenizer's limit (gliner's processor
+    truncates there), else the encoder's positions."""
+    limit = getattr(tokenizer, "model_max_length", None) or LARGE_LIMIT
+    if limit >= LARGE_LIMIT:
+        encoder_config = getattr(model.config, "encoder_config", None)
+        limit = getattr(encoder_config, "max_position_embeddings", None) or 512
+    return int(limit)
+
+
+def entity_labels(labels: Optional[Dict[str, str]], name: Union[str, Path]) -> Dict[str, str]:
+    """This call's entity types (label -> the text the model reads); E071 where none."""
+    if not labels:
+        raise DirectUseError(Errors.E071.format(name=name))
+    return labels
+
+
+def best_flat(entities: Sequence[Entity]) -> List[Entity]:
+    """The highest-scoring entities that do not overlap (gliner's flat greedy rule), by start."""
+    kept: List[Entity] = []
+    for entity in sorted(entities, key=lambda e: -e[3]):
+        if all(entity[1] <= other[0] or other[1] <= entity[0] for other in kept):
+            kept.append(entity)
+    return sorted(kept)
