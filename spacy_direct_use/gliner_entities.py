@@ -115,7 +115,7 @@ class GlinerReader:
         """Per Doc, each word's first sub-word index then the total (n_words + 1,), as the
         model's tokenizer splits pre-split words (as gliner's processor calls it)."""
         non_empty = [words for words in doc_word_lists if words]
-        encoded = self.tokenizer(non_empty, is_split_into_words=True, add_special_tokens=False) if non_empty else None
+        encoded = self.tokenizer(non_empty, is_split_into_words=True, add_special_tokens=False, verbose=False) if non_empty else None
         result, k = [], 0
         for words in doc_word_lists:
             counts = np.zeros(len(words), dtype=np.int64)

@@ -16,11 +16,13 @@ import spacy
 import torch
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy_direct_use.loading import quiet_transformers
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
     BertForTokenClassification,
+    BertModel,
     PreTrainedTokenizerFast,
     RobertaConfig,
     RobertaForTokenClassification,
@@ -324,4 +326,32 @@ def make_nli_classifier(path: Path, labels: List[str], kind: str = "wordpiece", 
         head.bias.uniform_(-1, 1)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
+    return path
+
+
+def make_gliner(path: Path, max_len: int = 384, max_positions: int = 64, seed: int = 0, span_mode: str = "markerV0") -> Path:
+    """A GLiNER checkpoint saved with the gliner package (gliner_config.json, weights,
+    tokenizer): random weights over a 1-layer BERT encoder with the WordPiece tokenizer of
+    conftest (at most `max_positions` sub-words), its prompt projection scaled so span
+    scores spread over (0, 1) rather than sit at 0.5."""
+    from gliner import GLiNER, GLiNERConfig
+
+    tokenizer = train_tokenizer("wordpiece")
+    tokenizer.model_max_length = max_positions
+    backbone = path.parent / f"{path.name}-encoder"
+    encoder = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=max_positions, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    BertModel(encoder).save_pretrained(backbone)
+    tokenizer.save_pretrained(backbone)
+    config = GLiNERConfig(model_name=str(backbone), max_width=4, max_len=max_len, hidden_size=32, dropout=0.0, span_mode=span_mode)
+    with quiet_transformers(progress_bar=False):
+        model = GLiNER.from_config(config, backbone_from_pretrained=True)
+        with torch.no_grad():
+            for name, param in model.model.named_parameters():
+                if not name.startswith("token_rep_layer") and param.dim() > 1:
+                    param.normal_(0.0, 0.15)
+        model.save_pretrained(path, safe_serialization=True)
     return path
