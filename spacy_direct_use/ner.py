@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
+import torch
 from spacy.pipeline.span_ruler import prioritize_existing_ents_filter, prioritize_new_ents_filter
 from spacy.tokens import Doc, Span, SpanGroup
 
@@ -125,8 +126,11 @@ class DirectNER(DirectPipe):
     def _save_model(self, path) -> None:
         if self.route == "token":
             return super()._save_model(path)
+        model = self._model
+        if self.cfg["precision"] != "fp32":  # saved as stored, not in the dtype (or int8) it runs in
+            model = load_gliner(self._source, self.cfg["revision"], self._local_only, torch.device("cpu"), "fp32")
         with quiet_transformers(progress_bar=False):  # gliner's own layout: gliner_config.json, safetensors, tokenizer
-            self._model.save_pretrained(path, safe_serialization=True)
+            model.save_pretrained(path, safe_serialization=True)
         readable_by_all(path)
 
     def _use_saved_model(self, path) -> None:

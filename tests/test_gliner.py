@@ -238,8 +238,23 @@ def test_save_and_load_offline(gliner_dir, tmp_path, reference):
     assert_same(spans_of(saved_model(TEXTS[0])), before[0])
 
 
+def test_precision_runs_and_saves_the_stored_weights(gliner_dir, tmp_path):
+    nlp = make_nlp(gliner_dir, labels=LABELS, precision="bf16")
+    fp32 = make_nlp(gliner_dir, labels=LABELS)
+    found, expected = spans_of(nlp(TEXTS[0])), spans_of(fp32(TEXTS[0]))
+    assert found and [f[:3] for f in found] == [e[:3] for e in expected]
+    np.testing.assert_allclose([f[3] for f in found], [e[3] for e in expected], atol=0.02)
+    nlp.to_disk(tmp_path / "pipeline")
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "pipeline" / "direct_ner" / "model" / "model.safetensors", "pt") as saved:
+        assert {str(saved.get_tensor(k).dtype) for k in saved.keys()} == {"torch.float32"}
+
+
 def test_pipe_yields_per_batch_and_keeps_existing_ents(gliner_dir):
-    nlp = make_nlp(gliner_dir, labels=LABELS)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": "CITY", "pattern": "Paris"}])
+    nlp.add_pipe("direct_ner", config={"model": str(gliner_dir), "labels": LABELS})
     read = []
 
     def stream():
@@ -248,7 +263,9 @@ def test_pipe_yields_per_batch_and_keeps_existing_ents(gliner_dir):
             yield text
 
     first = next(iter(nlp.pipe(stream(), batch_size=2)))
-    assert len(read) <= 2 and first.spans["direct_ner"] is not None
+    assert len(read) <= 2
+    assert ("Paris", "CITY") in [(e.text, e.label_) for e in first.ents]
+    assert len(first.ents) > 1, "the model's entities fill the gaps"
 
 
 def test_bad_settings_are_coded_errors(gliner_dir):
