@@ -1,5 +1,5 @@
 """spacy-direct-use: pretrained Hugging Face checkpoints as spaCy components, no training step:
-direct_ner (doc.ents), direct_textcat (doc.cats, also zero-shot with labels of your choosing),
+direct_ner (doc.ents, also zero-shot on GLiNER checkpoints with entity types of your choosing), direct_textcat (doc.cats, also zero-shot with labels of your choosing),
 direct_tagger (token tags) and direct_vectors (sentence embeddings as doc.vector)."""
 from .errors import DirectNERError, DirectUseError
 from .factories import make_direct_ner, make_direct_tagger, make_direct_textcat, make_direct_vectors

@@ -22,7 +22,7 @@ from .base import SHARED_CONFIG, DirectPipe, check_choice, readable_by_all
 from .consistency import reconcile
 from .decoding import extract_entities, viterbi
 from .errors import DirectUseError, Errors
-from .gliner_entities import GlinerReader, best_flat, entity_labels, is_gliner_checkpoint, load_gliner
+from .gliner_entities import CPU_BATCH_WORDS, GlinerReader, best_flat, entity_labels, is_gliner_checkpoint, load_gliner
 from .inference import DEFAULT_BATCH_TOKENS, ClassifierRunner, encode_batch, fork_safe_torch
 from .labels import (
     PROBE_SENTENCES,
@@ -66,7 +66,9 @@ class DirectNER(DirectPipe):
     """Writes a pretrained token classifier's entities to doc.ents, no training needed.
 
     The probabilities of a batch's windows are aligned to spaCy tokens and decoded
-    with the constraints of the tag scheme the checkpoint was trained with.
+    with the constraints of the tag scheme the checkpoint was trained with. On a GLiNER
+    checkpoint (`route` "gliner"), the entities are GLiNER's spans of the types named
+    in `labels` (gliner_entities.py).
     """
 
     TASK = "token"
@@ -116,8 +118,8 @@ class DirectNER(DirectPipe):
             return super()._load()
         device = resolve_device(self.cfg["device"])
         self._model = load_gliner(self._source, self.cfg["revision"], self._local_only, device, self.cfg["precision"])
-        batch_tokens = self.cfg["forward_batch_tokens"] or DEFAULT_BATCH_TOKENS[device.type if device.type == "cuda" else "cpu"]
-        return GlinerReader(self._model, self.cfg["forward_batch_size"], batch_tokens)
+        batch_words = self.cfg["forward_batch_tokens"] or (DEFAULT_BATCH_TOKENS["cuda"] if device.type == "cuda" else CPU_BATCH_WORDS)
+        return GlinerReader(self._model, self.cfg["forward_batch_size"], batch_words)
 
     def _refuse_labels(self, labels: List[str]) -> None:
         own = sorted({parse_label(label)[1] for label in self._model_labels or []} - {None})

@@ -4,6 +4,7 @@ these tests run where gliner installs (its own CI environment); the rest of the 
 checks the errors that need no gliner."""
 import json
 import shutil
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -66,6 +67,21 @@ def test_entities_equal_predict_entities(gliner_dir, reference, flat_ner):
         assert [t.text for t in nlp.make_doc(text)] == [w for w, _, _ in reference.data_processor.words_splitter(text)]
         expected = reference_spans(reference, text, LABELS, flat_ner=flat_ner)
         assert expected, "the test model finds something in every text"
+        assert_same(spans_of(doc), expected)
+
+
+def test_token_level_gliner_equals_predict_entities(tmp_path):
+    """A token-level GLiNER (start, end and inside scores per word, not span scores)."""
+    pytest.importorskip("gliner", reason="gliner not installed")
+    from gliner import GLiNER
+
+    path = make_gliner(tmp_path / "model", span_mode="token_level")
+    reference = GLiNER.from_pretrained(str(path), local_files_only=True)
+    assert type(reference).__name__ == "UniEncoderTokenGLiNER"
+    nlp = make_nlp(path, labels=LABELS, threshold=0.01)
+    for text, doc in zip(TEXTS, nlp.pipe(TEXTS)):
+        expected = reference_spans(reference, text, LABELS, threshold=0.01)
+        assert expected
         assert_same(spans_of(doc), expected)
 
 
@@ -306,3 +322,44 @@ def test_labels_given_to_a_token_classifier(bert_dir):
         list(nlp.pipe(["Angela Merkel visited Paris."], component_cfg={"direct_ner": {"labels": ["product"]}}))
     threshold = nlp("Angela Merkel visited Paris.", component_cfg={"direct_ner": {"threshold": 1.0}})
     assert not threshold.ents  # the per-call threshold reaches a token classifier too
+
+
+def test_ray_predictor_writes_gliner_entities(gliner_dir, tmp_path, reference):
+    pa = pytest.importorskip("pyarrow")
+    pytest.importorskip("ray", reason="ray not installed (pip install 'spacy-direct-use[ray]')")
+    from spacy_direct_use.ray import DirectPredictor
+
+    make_nlp(gliner_dir, labels=LABELS).to_disk(tmp_path / "pipeline")
+    out = DirectPredictor(pipeline=str(tmp_path / "pipeline"))(pa.table({"text": TEXTS}))
+    for text, rows in zip(TEXTS, out.column("entities").to_pylist()):
+        found = [(r["start_char"], r["end_char"], r["label"], r["score"]) for r in rows]
+        assert_same(found, reference_spans(reference, text, LABELS))
+
+
+def test_evaluate_gliner_workflow(gliner_dir, tmp_path, reference):
+    """`spacy project run evaluate-gliner` assembles the GLiNER config and scores it with
+    `spacy evaluate`: its P/R/F are those of gliner's own entities against the gold."""
+    from test_project import WORKFLOW_CONLL, make_project
+
+    from spacy_direct_use.conll import iob1_to_iob2, iob2_to_spans, read_conll
+
+    project = make_project(tmp_path)
+    conll_dir = tmp_path / "conll"
+    conll_dir.mkdir()
+    for name in ("eng.testa", "eng.testb"):
+        (conll_dir / name).write_text(WORKFLOW_CONLL, encoding="utf8")
+    cmd = [sys.executable, "-m", "spacy", "project", "run", "evaluate-gliner", str(project)]
+    cmd += ["--vars.gliner_model", str(gliner_dir), "--vars.conll_dir", str(conll_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    metrics = json.loads((project / "metrics" / "gliner.json").read_text())
+    labels = {"PER": "person", "ORG": "organization", "LOC": "location", "MISC": "miscellaneous"}
+    predicted = gold = correct = 0
+    for words, tags in (s for article in read_conll(conll_dir / "eng.testb") for s in article):
+        text = " ".join(words)
+        starts = np.cumsum([0] + [len(w) + 1 for w in words])
+        truth = {(int(starts[s]), int(starts[e - 1] + len(words[e - 1])), label) for s, e, label in iob2_to_spans(iob1_to_iob2(tags))}
+        found = {(s, e, label) for s, e, label, _ in reference_spans(reference, text, labels)}
+        predicted, gold, correct = predicted + len(found), gold + len(truth), correct + len(found & truth)
+    precision = correct / predicted if predicted else 0.0
+    assert metrics["ents_p"] == pytest.approx(precision) and metrics["ents_r"] == pytest.approx(correct / gold)
