@@ -105,7 +105,7 @@ def main() -> None:
 
     print(f"{len(texts)} CoNLL-2003 sentences, {n_words} words; entity types {labels}, threshold {args.threshold}; "
           f"torch threads {torch.get_num_threads()}; best of {args.rounds} rounds")  # fmt: skip
-    print(f"| system | Docs/s | words/s | direct_ner × | entities |\n| --- | --- | --- | --- | --- |")
+    print("| system | Docs/s | words/s | direct_ner × | entities |\n| --- | --- | --- | --- | --- |")
     names = {"direct_ner": "direct_ner", "gliner-spacy": "gliner-spacy", "GLiNER.inference, batch 8": "inference8", "GLiNER.inference, batch 32": "inference32"}
     for name, seconds in best.items():
         found = sum(len(ents) for ents in outputs[names[name]])

@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--encoder", required=True)
     parser.add_argument("--conll", type=Path, required=True, help="eng.testa (dev)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=600)
     args = parser.parse_args()
     from gliner import GLiNER, GLiNERConfig
 
