@@ -21,13 +21,13 @@ span layers: many spans near 0.5, slower decoding in every system).
 """
 import argparse
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
 import spacy
 import torch
 
+from harness import timed_rounds
 from spacy_direct_use.conll import read_conll
 
 DEFAULT_LABELS = ["person", "organization", "location", "miscellaneous"]
@@ -48,16 +48,6 @@ def conll_texts(path: Path, limit: int) -> List[str]:
     return sentences[:limit] if limit else sentences
 
 
-def timed_rounds(systems: Dict[str, Callable[[], list]], rounds: int) -> Dict[str, float]:
-    best = {name: float("inf") for name in systems}
-    for _ in range(rounds):
-        for name, run in systems.items():
-            start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
@@ -72,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from gliner import GLiNER
-    import gliner_spacy  # noqa: F401 - registers the gliner_spacy factory
+    import gliner_spacy  # noqa: F401  (registers the gliner_spacy factory)
 
     labels = args.labels.split(",")
     texts = conll_texts(args.conll, args.sentences)

@@ -7,6 +7,7 @@ first on sys.path, so no path edits are needed.
 import argparse
 import json
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -220,3 +221,13 @@ def write_report(path: Optional[Path], report: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2) + "\n")
 
+
+def timed_rounds(systems: Dict[str, Callable[[], object]], rounds: int) -> Dict[str, float]:
+    """Best seconds per system over `rounds`, the systems interleaved in each round."""
+    best = {name: float("inf") for name in systems}
+    for _ in range(rounds):
+        for name, run in systems.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best

@@ -19,7 +19,6 @@ import argparse
 import csv
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -27,6 +26,7 @@ import numpy as np
 import spacy
 import torch
 
+from harness import timed_rounds
 from spacy_direct_use.embedding import pool, read_sentence_layout
 
 AG_LABELS = ["World", "Sports", "Business", "Science/Technology"]
@@ -37,17 +37,6 @@ def read_texts(stsb: Path, agnews: Path) -> Dict[str, List[str]]:
     with agnews.open(encoding="utf8", newline="") as f:
         news = [f"{r['title']} {r['description']}" for r in csv.DictReader(f)]
     return {"STS-B sentences": [r[5] for r in rows] + [r[6] for r in rows], "AG News texts": news}
-
-
-def timed_rounds(systems: Dict[str, Callable[[], object]], rounds: int) -> Dict[str, float]:
-    """Best seconds per system over `rounds`, the systems interleaved in each round."""
-    best = {name: float("inf") for name in systems}
-    for _ in range(rounds):
-        for name, run in systems.items():
-            start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def bare_floor(model_dir: str, batch_size: int = 32) -> Callable[[List[str]], np.ndarray]:

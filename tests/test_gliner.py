@@ -339,15 +339,11 @@ def test_ray_predictor_writes_gliner_entities(gliner_dir, tmp_path, reference):
 def test_evaluate_gliner_workflow(gliner_dir, tmp_path, reference):
     """`spacy project run evaluate-gliner` assembles the GLiNER config and scores it with
     `spacy evaluate`: its P/R/F are those of gliner's own entities against the gold."""
-    from test_project import WORKFLOW_CONLL, make_project
+    from test_project import make_project, workflow_conll_dir
 
     from spacy_direct_use.conll import iob1_to_iob2, iob2_to_spans, read_conll
 
-    project = make_project(tmp_path)
-    conll_dir = tmp_path / "conll"
-    conll_dir.mkdir()
-    for name in ("eng.testa", "eng.testb"):
-        (conll_dir / name).write_text(WORKFLOW_CONLL, encoding="utf8")
+    project, conll_dir = make_project(tmp_path), workflow_conll_dir(tmp_path)
     cmd = [sys.executable, "-m", "spacy", "project", "run", "evaluate-gliner", str(project)]
     cmd += ["--vars.gliner_model", str(gliner_dir), "--vars.conll_dir", str(conll_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)

@@ -175,15 +175,20 @@ London NNP I-NP I-LOC
 """
 
 
-@pytest.mark.slow
-def test_evaluate_workflow_on_a_fresh_copy(bert_dir: Path, tmp_path: Path) -> None:
-    """`spacy project run evaluate` runs convert -> assemble -> score from nothing but the
-    project files, a model and the data directory (tiny ones here)."""
-    project = make_project(tmp_path)
+def workflow_conll_dir(tmp_path: Path) -> Path:
+    """A CoNLL-2003 folder whose dev and test files are WORKFLOW_CONLL."""
     conll_dir = tmp_path / "conll"
     conll_dir.mkdir()
     for name in ("eng.testa", "eng.testb"):
         (conll_dir / name).write_text(WORKFLOW_CONLL, encoding="utf8")
+    return conll_dir
+
+
+@pytest.mark.slow
+def test_evaluate_workflow_on_a_fresh_copy(bert_dir: Path, tmp_path: Path) -> None:
+    """`spacy project run evaluate` runs convert -> assemble -> score from nothing but the
+    project files, a model and the data directory (tiny ones here)."""
+    project, conll_dir = make_project(tmp_path), workflow_conll_dir(tmp_path)
     cmd = [sys.executable, "-m", "spacy", "project", "run", "evaluate", str(project)]
     cmd += ["--vars.model", str(bert_dir), "--vars.conll_dir", str(conll_dir), "--vars.batch_size", "8"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
