@@ -119,6 +119,9 @@ class GlinerReader:
     def _first_pieces(self, doc_word_lists: List[List[str]]) -> List[np.ndarray]:
         """Per Doc, each word's first sub-word index then the total (n_words + 1,), as the
         model's tokenizer splits pre-split words (as gliner's processor calls it)."""
+        if not self.tokenizer.is_fast:  # no word_ids(): a word's pieces do not depend on its neighbours
+            counts = {w: len(self.tokenizer.tokenize(w)) for words in doc_word_lists for w in set(words)}
+            return [np.concatenate(([0], np.cumsum([counts[w] for w in words], dtype=np.int64))) for words in doc_word_lists]
         non_empty = [words for words in doc_word_lists if words]
         encoded = self.tokenizer(non_empty, is_split_into_words=True, add_special_tokens=False, verbose=False) if non_empty else None
         result, k = [], 0

@@ -201,6 +201,21 @@ def test_long_sentence_in_strides_within_the_encoder(tmp_path):
     assert max(s.end for s in doc.spans["direct_ner"]) >= 190
 
 
+def test_word_pieces_without_a_fast_tokenizer(gliner_dir):
+    """A slow tokenizer has no word_ids(): each word's pieces are counted alone, the same counts."""
+    reader = make_nlp(gliner_dir, labels=LABELS).get_pipe("direct_ner")._ensure_loaded()
+    words = [TEXTS[3].split(), [], ["a", "Washingtonians", "Geneva"]]
+    fast = reader._first_pieces(words)
+
+    class Slow:
+        is_fast = False
+        tokenize = reader.tokenizer.tokenize
+
+    reader.tokenizer = Slow()
+    assert [f.tolist() for f in reader._first_pieces(words)] == [f.tolist() for f in fast]
+    assert fast[1].tolist() == [0] and fast[2][-1] >= 3
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     pieces=st.lists(st.integers(0, 6), min_size=0, max_size=80),
