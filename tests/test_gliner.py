@@ -21,6 +21,7 @@ from spacy_direct_use.windows import word_windows
 from conftest import make_gliner, make_nlp
 
 LABELS = ["person", "city", "organization"]
+NO_GLINER = "gliner not installed: pip install 'spacy-direct-use[gliner]' (it needs transformers < 5.17; CI runs these in an environment of their own)"
 TEXTS = [
     "Angela Merkel flew to Paris to meet Jane Doe in Berlin .",
     "The United Nations met in New York and Geneva on Monday .",
@@ -31,7 +32,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def gliner_dir(tmp_path_factory) -> Path:
-    pytest.importorskip("gliner", reason="gliner not installed (pip install 'spacy-direct-use[gliner]')")
+    pytest.importorskip("gliner", reason=NO_GLINER)
     return make_gliner(tmp_path_factory.mktemp("gliner") / "model")
 
 
@@ -72,7 +73,7 @@ def test_entities_equal_predict_entities(gliner_dir, reference, flat_ner):
 
 def test_token_level_gliner_equals_predict_entities(tmp_path):
     """A token-level GLiNER (start, end and inside scores per word, not span scores)."""
-    pytest.importorskip("gliner", reason="gliner not installed")
+    pytest.importorskip("gliner", reason=NO_GLINER)
     from gliner import GLiNER
 
     path = make_gliner(tmp_path / "model", span_mode="token_level")
@@ -135,7 +136,7 @@ def test_long_doc_read_to_its_end(tmp_path):
     """A 1,500-word Doc in sentences of 10 words, the model reading at most 12 words: each
     sentence is its own window, so the Doc's entities are those of its sentences read one
     by one, the last included. gliner itself reads the first 12 words of the Doc only."""
-    pytest.importorskip("gliner", reason="gliner not installed")
+    pytest.importorskip("gliner", reason=NO_GLINER)
     from gliner import GLiNER
 
     path = make_gliner(tmp_path / "model", max_len=12)
@@ -163,7 +164,7 @@ def test_long_sentence_in_strides_within_the_encoder(tmp_path):
     """One 200-word sentence, an encoder of 64 sub-words: every pass fits the encoder with
     the label prompt and no word is cut off; each entity is gliner's reading of the
     stride whose core holds its first word, overlaps resolved by gliner's greedy search."""
-    pytest.importorskip("gliner", reason="gliner not installed")
+    pytest.importorskip("gliner", reason=NO_GLINER)
     from gliner import GLiNER
     from gliner.decoding.decoder import Span as GlinerSpan
 
