@@ -28,7 +28,7 @@ from spacy.tokens import Doc
 
 from .alignment import doc_words
 from .errors import DirectUseError, Errors
-from .inference import PRECISIONS, length_batches
+from .inference import PRECISIONS, length_batches, using_tokenizers
 from .loading import GLINER_CONFIG, quiet_transformers, read_json
 from .windows import Window, word_windows
 
@@ -87,6 +87,7 @@ class GlinerReader:
         """Each Doc's entities (start token, end token, label, score), sorted by start;
         overlapping (nested) ones too when `flat_ner` is False."""
         names, prompts = list(labels), list(labels.values())
+        using_tokenizers()  # here and in gliner's collator
         max_pieces = self.piece_limit - self.prompt_pieces(prompts)
         if max_pieces < 1:
             raise DirectUseError(Errors.E073.format(limit=self.piece_limit, labels=names))

@@ -67,10 +67,15 @@ def fork_safe_torch() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def encode_batch(encoder: Tokenizer, words: List[List[str]]) -> list:
-    """The tokenizer's batch encoding of pre-split words (parallel in Rust), noting its
-    use for the fork hook."""
+def using_tokenizers() -> None:
+    """Note that this process ran the tokenizers library's thread pool (batch encoding
+    parallel in Rust), for the fork hook."""
     _state["used_tokenizers"] = True
+
+
+def encode_batch(encoder: Tokenizer, words: List[List[str]]) -> list:
+    """The tokenizer's batch encoding of pre-split words (parallel in Rust)."""
+    using_tokenizers()
     return encoder.encode_batch(words, is_pretokenized=True, add_special_tokens=False)
 
 

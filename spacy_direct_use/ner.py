@@ -259,7 +259,8 @@ class DirectNER(DirectPipe):
         flat_ner = self.cfg["flat_ner"] if flat_ner is None else _check_flat_ner(flat_ner)
         labels = entity_labels(labels, self._source)
         clock = time.perf_counter()
-        found = reader.read(docs, [self._sentence_starts(doc) for doc in docs], labels, threshold, flat_ner)
+        with fork_safe_torch():
+            found = reader.read(docs, [self._sentence_starts(doc) for doc in docs], labels, threshold, flat_ner)
         self._tick("forward", clock)
         mapped = dict(zip(labels, self._mapped_labels(list(labels))))
         return [[(start, end, mapped[label], score) for start, end, label, score in doc_entities if mapped[label]] for doc_entities in found]

@@ -375,3 +375,28 @@ def test_evaluate_gliner_workflow(gliner_dir, tmp_path, reference):
         predicted, gold, correct = predicted + len(found), gold + len(truth), correct + len(found & truth)
     precision = correct / predicted if predicted else 0.0
     assert metrics["ents_p"] == pytest.approx(precision) and metrics["ents_r"] == pytest.approx(correct / gold)
+
+
+GLINER_WORKERS = """
+import json, sys
+import spacy, torch
+torch.set_num_threads(2)
+(torch.randn(1500, 1500) @ torch.randn(1500, 1500)).sum()  # a live OpenMP pool in the parent
+nlp = spacy.blank("en")
+nlp.add_pipe("direct_ner", config={"model": sys.argv[1], "labels": ["person", "city"]})
+texts = json.loads(sys.argv[2])
+run = lambda **kw: [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(texts, batch_size=2, **kw)]
+single = run()  # the model has run in the parent
+print("RESULT " + json.dumps({"single": single, "multi": run(n_process=2)}))
+"""
+
+
+def test_pipe_with_worker_processes(gliner_dir):
+    """nlp.pipe(n_process=2) after the model ran in the parent: no deadlock, the same entities
+    (in a subprocess with a timeout, so a deadlock fails the test rather than hanging it)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", GLINER_WORKERS, str(gliner_dir), json.dumps(TEXTS * 2)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    assert result["multi"] == result["single"] and any(result["single"])
