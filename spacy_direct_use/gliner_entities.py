@@ -168,9 +168,15 @@ def entity_labels(labels: Optional[Dict[str, str]], name: Union[str, Path]) -> D
 
 
 def best_flat(entities: Sequence[Entity]) -> List[Entity]:
-    """The highest-scoring entities that do not overlap (gliner's flat greedy rule), by start."""
+    """The highest-scoring entities that share no token (gliner's flat greedy rule), by start:
+    linear in the tokens covered, as a long Doc may hold thousands of entities."""
+    if not entities:
+        return []
+    taken = np.zeros(max(end for _, end, _, _ in entities), dtype=bool)
     kept: List[Entity] = []
     for entity in sorted(entities, key=lambda e: -e[3]):
-        if all(entity[1] <= other[0] or other[1] <= entity[0] for other in kept):
+        start, end = entity[0], entity[1]
+        if not taken[start:end].any():
+            taken[start:end] = True
             kept.append(entity)
     return sorted(kept)
