@@ -436,5 +436,12 @@ def validate_shared_settings(cfg: Dict[str, Any]) -> None:
         raise DirectUseError(Errors.E035.format(device=cfg["device"]))  # a GPU from require_gpu: at load
     if not 0 <= cfg["window_overlap"] < cfg["window_size"]:
         raise DirectUseError(Errors.E011.format(overlap=cfg["window_overlap"], size=cfg["window_size"]))
-    if cfg.get("threshold") is not None and not 0.0 <= cfg["threshold"] <= 1.0:
-        raise DirectUseError(Errors.E008.format(key="threshold", value=cfg["threshold"], options="a number in [0, 1]", example=0.5))
+    if cfg.get("threshold") is not None:
+        check_threshold(cfg["threshold"])
+
+
+def check_threshold(threshold: Any) -> float:
+    """A threshold in [0, 1] (E008 otherwise), as set or given per call."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise DirectUseError(Errors.E008.format(key="threshold", value=threshold, options="a number in [0, 1]", example=0.5))
+    return threshold

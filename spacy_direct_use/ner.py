@@ -18,7 +18,7 @@ from spacy.pipeline.span_ruler import prioritize_existing_ents_filter, prioritiz
 from spacy.tokens import Doc, Span, SpanGroup
 
 from .alignment import AGGREGATIONS, TokenAlignment, aggregate
-from .base import SHARED_CONFIG, DirectPipe, check_choice, readable_by_all
+from .base import SHARED_CONFIG, DirectPipe, check_choice, check_threshold, readable_by_all
 from .consistency import reconcile
 from .decoding import extract_entities, viterbi
 from .errors import DirectUseError, Errors
@@ -249,10 +249,7 @@ class DirectNER(DirectPipe):
 
     def _threshold(self, given: Optional[float]) -> float:
         threshold = self.cfg["threshold"] if given is None else given
-        if threshold is None:
-            return DEFAULT_THRESHOLD[self.route]
-        _check_threshold(threshold)
-        return threshold
+        return DEFAULT_THRESHOLD[self.route] if threshold is None else check_threshold(threshold)
 
     def _read_gliner(self, reader: GlinerReader, docs: List[Doc], labels, threshold: float, flat_ner: Optional[bool]) -> List[List[Entity]]:
         """GLiNER's entities of this call's types, after label_map (a type mapped to None is dropped)."""
@@ -324,8 +321,3 @@ def _check_flat_ner(flat_ner: Any) -> bool:
     if not isinstance(flat_ner, bool):
         raise DirectUseError(Errors.E008.format(key="flat_ner", value=flat_ner, options="true or false", example="false"))
     return flat_ner
-
-
-def _check_threshold(threshold: Any) -> None:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-        raise DirectUseError(Errors.E008.format(key="threshold", value=threshold, options="a number in [0, 1]", example=0.5))
