@@ -17,7 +17,9 @@ encoder, trained briefly on CoNLL-2003 dev so its output looks like a real check
 (few, confident spans); --encoder instead builds one untrained (gliner's own random
 span layers: many spans near 0.5, slower decoding in every system).
 
-  python scripts/gliner_benchmark.py --model training/gliner-minilm --conll ../shared/data/conll2003/eng.testb --sentences 1000
+  python scripts/gliner_benchmark.py --model training/gliner-minilm --conll ../shared/data/conll2003/eng.testb --sentences 0
+  python scripts/gliner_benchmark.py --model training/gliner-minilm --conll ../shared/data/conll2003/eng.testa --sentences 1000 \
+      --rounds 3 --batch-words 384,512,768,1536
 """
 import argparse
 import tempfile
@@ -59,7 +61,10 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128, help="nlp.pipe batch size of direct_ner")
+    parser.add_argument("--batch-words", help="instead: direct_ner alone with these forward_batch_tokens values (comma-separated; padded words per pass)")
     args = parser.parse_args()
+    if args.batch_words:
+        return batch_words_sweep(args)
 
     from gliner import GLiNER
     import gliner_spacy  # noqa: F401  (registers the gliner_spacy factory)
@@ -106,6 +111,24 @@ def main() -> None:
     same = [_equal(a, b) for a, b in zip(outputs["direct_ner"], outputs["inference8"])]
     print(f"spaCy's tokens are gliner's words in {sum(agree)}/{len(texts)} texts; there direct_ner's entities equal "
           f"GLiNER.inference's in {sum(s for s, a in zip(same, agree) if a)}/{sum(agree)}; in all texts {sum(same)}/{len(texts)}")  # fmt: skip
+
+
+def batch_words_sweep(args: argparse.Namespace) -> None:
+    """Docs/s of direct_ner for each padded-words-per-pass budget, interleaved rounds (how
+    gliner_entities.CPU_BATCH_WORDS was chosen, on dev sentences)."""
+    texts = conll_texts(args.conll, args.sentences)
+    values = [int(v) for v in args.batch_words.split(",")]
+    systems = {}
+    for value in values:
+        nlp = spacy.blank("en")
+        config = {"model": args.model, "labels": args.labels.split(","), "threshold": args.threshold, "forward_batch_tokens": value}
+        nlp.add_pipe("direct_ner", config=config)
+        nlp.initialize()
+        list(nlp.pipe(texts[:50]))
+        systems[value] = (lambda nlp=nlp: list(nlp.pipe(texts, batch_size=args.batch_size)))
+    best = timed_rounds(systems, args.rounds)
+    print(f"{len(texts)} sentences of {args.conll.name}, best of {args.rounds} rounds: "
+          + ", ".join(f"{value}: {len(texts) / best[value]:.1f}" for value in values) + " Docs/s")  # fmt: skip
 
 
 def _ents(doc) -> list:
