@@ -27,6 +27,13 @@ DirectNERError = DirectUseError
 """The name from when direct_ner was the only component; `except DirectNERError` still works."""
 
 
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """An exception's first line for a message (its type where it says nothing), cut at `limit`."""
+    text = str(err).strip()
+    line = text.splitlines()[0].rstrip(".") if text else type(err).__name__
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
 class Examples(NamedTuple):
     """What a message suggests to a component: a hub checkpoint it takes, and labels in id order."""
 

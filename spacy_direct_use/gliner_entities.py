@@ -27,7 +27,7 @@ import torch
 from spacy.tokens import Doc
 
 from .alignment import doc_words
-from .errors import DirectUseError, Errors
+from .errors import DirectUseError, Errors, first_line
 from .inference import PRECISIONS, length_batches, using_tokenizers
 from .loading import GLINER_CONFIG, quiet_transformers, read_json
 from .windows import Window, word_windows
@@ -60,7 +60,7 @@ def load_gliner(name: Union[str, Path], revision: Optional[str], local_only: boo
                 str(name), revision=revision, local_files_only=local_only, map_location=str(device), **options
             )
     except Exception as err:  # noqa: BLE001 - every failure becomes a DirectUseError
-        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         if Path(name).expanduser().is_dir():
             raise DirectUseError(Errors.E016.format(name=name, reason=reason)) from None
         raise DirectUseError(Errors.E003.format(name=name, revision=revision or "main", reason=reason)) from None

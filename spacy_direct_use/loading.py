@@ -23,7 +23,7 @@ from transformers.utils import cached_file
 from transformers.utils import logging as hf_logging
 
 from .onnx_graph import load_onnx_classifier, onnx_graph_file
-from .errors import DirectUseError, Errors, examples_for
+from .errors import DirectUseError, Errors, examples_for, first_line
 
 @dataclass(frozen=True)
 class Task:
@@ -208,7 +208,7 @@ def _config_reason(path: Path, err: BaseException) -> str:
         return f"it has no {err}"
     if isinstance(err, (AttributeError, TypeError)) or (isinstance(err, ValueError) and "int()" in str(err)):
         return "its id2label is not a mapping of label ids to labels"
-    return f"it is not valid JSON: {_first_line(err)}"
+    return f"it is not valid JSON: {first_line(err)}"
 
 
 def resolve_device(device: Optional[str]) -> torch.device:
@@ -218,7 +218,7 @@ def resolve_device(device: Optional[str]) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as err:
-        raise DirectUseError(Errors.E009.format(device=device, reason=f"it is not a device name ({_first_line(err)})")) from None
+        raise DirectUseError(Errors.E009.format(device=device, reason=f"it is not a device name ({first_line(err)})")) from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise DirectUseError(Errors.E009.format(device=device, reason="torch finds no CUDA GPU"))
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
@@ -234,7 +234,7 @@ def resolve_device(device: Optional[str]) -> torch.device:
             torch.zeros(1, device=resolved)
         except Exception as err:  # noqa: BLE001 - e.g. a backend that is not installed
             raise DirectUseError(
-                Errors.E009.format(device=device, reason=f"torch cannot use it ({_first_line(err)})")
+                Errors.E009.format(device=device, reason=f"torch cannot use it ({first_line(err)})")
             ) from None
     return resolved
 
@@ -288,11 +288,11 @@ def _from_pretrained(cls, name: str, revision=None, local: bool = False, **kwarg
             raise DirectUseError(Errors.E018.format(name=name)) from None
         if isinstance(err, ValueError):  # e.g. a model type this transformers does not know
             raise DirectUseError(
-                Errors.E020.format(name=name, version=transformers.__version__, reason=_first_line(err))
+                Errors.E020.format(name=name, version=transformers.__version__, reason=first_line(err))
             ) from None
         if local:
-            raise DirectUseError(Errors.E016.format(name=name, reason=_first_line(err))) from None
-        raise DirectUseError(Errors.E003.format(name=name, revision=revision or "main", reason=_first_line(err))) from None
+            raise DirectUseError(Errors.E016.format(name=name, reason=first_line(err))) from None
+        raise DirectUseError(Errors.E003.format(name=name, revision=revision or "main", reason=first_line(err))) from None
 
 
 def _load_tokenizer(name: str, **kwargs):
@@ -301,7 +301,7 @@ def _load_tokenizer(name: str, **kwargs):
     except Exception as err:  # noqa: BLE001 - missing files surface as ImportError, TypeError, ...
         if _needs_remote_code(err):
             raise DirectUseError(Errors.E018.format(name=name)) from None
-        reason = _first_line(err)
+        reason = first_line(err)
         if isinstance(err, (ImportError, TypeError)) or "protobuf" in str(err):
             reason = NO_TOKENIZER_FILES
         raise DirectUseError(Errors.E014.format(name=name, reason=reason)) from None
@@ -336,7 +336,7 @@ def _weights_error(name: str, err: BaseException, num_labels: int, task: Task, c
     if "Unrecognized configuration class" in text:
         architectures = f"of a model type that has no {task.kind.split()[0]}-classification class in transformers"
         return _wrong_head(name, task, component, architectures)
-    return DirectUseError(Errors.E017.format(name=name, reason=f"{type(err).__name__}: {_first_line(err)}"))
+    return DirectUseError(Errors.E017.format(name=name, reason=f"{type(err).__name__}: {first_line(err)}"))
 
 
 def _exception_chain(err: BaseException) -> list:
@@ -421,9 +421,3 @@ def _output_layer(model, base_prefix: str) -> Tuple[str, Optional[torch.nn.Linea
         if is_head and not (module_name + ".").startswith(base_prefix):
             found = (module_name, module)
     return found
-
-
-def _first_line(err: BaseException, limit: int = 300) -> str:
-    text = str(err).strip()
-    line = text.splitlines()[0].rstrip(".") if text else type(err).__name__
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

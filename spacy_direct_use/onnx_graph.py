@@ -16,7 +16,7 @@ from typing import Any, List, Optional, Union
 import numpy as np
 import torch
 
-from .errors import DirectUseError, Errors
+from .errors import DirectUseError, Errors, first_line
 
 GRAPH_DIRS = ("", "onnx")
 FULL_PRECISION = ("model.onnx", "onnx/model.onnx")
@@ -121,13 +121,9 @@ def load_onnx_classifier(name: str, path: Path, config: Any, n_outputs: Optional
     try:
         model = OnnxClassifier(path.read_bytes(), config)
     except Exception as err:  # noqa: BLE001 - onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
-        raise DirectUseError(Errors.E017.format(name=name, reason=f"ONNX Runtime could not read {path.name}: {_first_line(err)}")) from None
+        raise DirectUseError(Errors.E017.format(name=name, reason=f"ONNX Runtime could not read {path.name}: {first_line(err)}")) from None
     width = model.output_shape[-1] if model.output_shape else None
     if n_outputs is not None and isinstance(width, int) and width != n_outputs:
         detail = f"its graph {path.name} gives {width} outputs per position, but its config names {n_outputs} labels"
         raise DirectUseError(Errors.E015.format(name=name, detail=detail))
     return model
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
