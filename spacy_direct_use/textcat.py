@@ -115,10 +115,8 @@ class DirectTextCat(DirectPipe):
         return "direct_textcat"
 
     def multi_label(self, loaded: LoadedModel) -> bool:
-        """The multi_label setting, else the checkpoint's problem_type (exclusive for zero-shot)."""
-        if self.cfg["multi_label"] is None and self.route != "fine-tuned":
-            self._multi_label = False
-        elif self.cfg["multi_label"] is None:
+        """The multi_label setting, else a fine-tuned checkpoint's problem_type (zero-shot: on_load)."""
+        if self.cfg["multi_label"] is None and self.route == "fine-tuned":
             self._multi_label = getattr(loaded.model.config, "problem_type", None) == "multi_label_classification"
         return bool(self._multi_label)
 
