@@ -16,11 +16,13 @@ the running text, with each piece placed in the token its first character lies i
 (`text_pieces`).
 """
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 from spacy.attrs import IDX, IS_SPACE, ORTH
 from spacy.tokens import Doc
+
+from .inference import using_tokenizers
 
 AGGREGATIONS = ("first", "average", "max")
 
@@ -40,13 +42,14 @@ class TokenAlignment:
 
     piece_tokens: np.ndarray  # (n_pieces,) token index of each piece, non-decreasing
     group_starts: np.ndarray  # (n_aligned,) index of each aligned token's first piece
+    char_offsets: Optional[np.ndarray] = None  # (n_pieces, 2) each piece's characters in doc.text (running text only)
 
     @classmethod
-    def from_word_ids(cls, word_ids: np.ndarray, word_tokens: np.ndarray) -> "TokenAlignment":
+    def from_word_ids(cls, word_ids: np.ndarray, word_tokens: np.ndarray, char_offsets: Optional[np.ndarray] = None) -> "TokenAlignment":
         """Pieces of word w (per `word_ids`) belong to token `word_tokens[w]`."""
         piece_tokens = word_tokens[word_ids] if len(word_ids) else np.zeros(0, dtype=np.int64)
         new_token = np.concatenate(([True], piece_tokens[1:] != piece_tokens[:-1])) if len(piece_tokens) else []
-        return cls(piece_tokens, np.flatnonzero(new_token))
+        return cls(piece_tokens, np.flatnonzero(new_token), char_offsets)
 
     @property
     def tokens(self) -> np.ndarray:
@@ -75,14 +78,15 @@ def text_pieces(docs: List[Doc], encoder) -> Tuple[List[np.ndarray], List[TokenA
     """Each Doc's sub-word ids from its running text, as the tokenizer reads a text
     (sentence-transformers, transformers' pipelines; not pre-split words), and which
     pieces lie in which token, by character offsets (a piece belongs to the token it
-    starts in)."""
+    starts in); each alignment holds the pieces' `char_offsets`."""
+    using_tokenizers()
     encodings = encoder.encode_batch([doc.text for doc in docs], add_special_tokens=False)
     ids, alignments = [], []
     for doc, encoding in zip(docs, encodings):
         token_starts = doc.to_array([IDX]).reshape(-1)
-        piece_starts = np.array([start for start, _ in encoding.offsets], dtype=np.int64)
-        piece_tokens = np.clip(np.searchsorted(token_starts, piece_starts, side="right") - 1, 0, None)
+        offsets = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+        piece_tokens = np.clip(np.searchsorted(token_starts, offsets[:, 0], side="right") - 1, 0, None)
         ids.append(np.asarray(encoding.ids, dtype=np.int64))
-        alignments.append(TokenAlignment.from_word_ids(piece_tokens, np.arange(len(doc))))
+        alignments.append(TokenAlignment.from_word_ids(piece_tokens, np.arange(len(doc)), offsets))
     return ids, alignments
 

@@ -265,12 +265,13 @@ class DirectPipe(Pipe):
         """The model's labels (or `labels`) after `label_map`, in id order; None where mapped away."""
         return [self.cfg["label_map"].get(label, label) for label in (self._model_labels or [] if labels is None else labels)]
 
-    def _piece_probs(self, docs: List[Doc]) -> Tuple[List[TokenAlignment], List[np.ndarray]]:
+    def _piece_probs(self, docs: List[Doc], running_text: bool = False) -> Tuple[List[TokenAlignment], List[np.ndarray]]:
         """A token classifier's probabilities for every sub-word of each Doc, (n_pieces,
-        n_labels), each from the window where it is furthest from an edge."""
+        n_labels), each from the window where it is furthest from an edge; the sub-words of
+        the Doc's tokens as pre-split words, or of its `running_text` (`_encode_text`)."""
         runner = self._ensure_loaded()
         clock = time.perf_counter()
-        ids, alignments = self._encode(docs, runner)
+        ids, alignments = (self._encode_text if running_text else self._encode)(docs, runner)
         windows = [self._windows(doc, alignment, runner.content_length) for doc, alignment in zip(docs, alignments)]
         flat = [(i, w) for i, doc_windows in enumerate(windows) for w in doc_windows]
         self._tick("tokenize", clock)

@@ -432,3 +432,16 @@ class Errors(metaclass=ErrorsWithCodes):
         "The label prompt for {labels} alone fills the encoder's {limit} sub-words, "
         "leaving none for the text. Name fewer entity types per call, or shorter ones."
     )
+    E074 = (
+        "'{name}' is a GLiNER checkpoint: it reads the Doc's tokens as its words, so "
+        "alignment_mode {mode!r} (entities read on the running text, for token "
+        "classifiers) cannot apply. Leave alignment_mode at \"tokens\" for GLiNER; to find "
+        "values glued to punctuation, split the tokens first (a tokenizer with more "
+        "infixes) or use a token classifier trained on running text."
+    )
+    E075 = (
+        "{key}={value!r} reads each spaCy token's pieces together, which alignment_mode "
+        "{mode!r} does not: it reads every piece of the running text. Leave {key} at its "
+        "default, or use config={{\"alignment_mode\": \"tokens\"}} to read spaCy's tokens "
+        "as the model's words."
+    )

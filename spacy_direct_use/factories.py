@@ -69,6 +69,7 @@ def make_direct_ner(
     window_mode: str,
     max_sentences_per_window: int,
     aggregation: str,
+    alignment_mode: str,
     label_map: Dict[str, Optional[str]],
     overwrite_ents: bool,
     ents_filter: EntsFilter,

@@ -36,6 +36,7 @@ from .labels import (
     scheme_from_predictions,
 )
 from .loading import GLINER_CONFIG, LoadedModel, quiet_transformers, resolve_device
+from .running_text import ALIGNMENT_MODES, CharEntity, piece_entities, place_entities, trimmed_spans
 from .zeroshot import call_labels, label_texts
 
 logger = logging.getLogger("spacy_direct_use")
@@ -50,6 +51,7 @@ DEFAULT_CONFIG = {
     "tag_scheme": "auto",
     "pack_windows": True,
     "aggregation": "first",
+    "alignment_mode": "tokens",
     "overwrite_ents": False,
     "ents_filter": {"@misc": "spacy.prioritize_existing_ents_filter.v1"},
     "spans_key": "direct_ner",
@@ -88,6 +90,8 @@ class DirectNER(DirectPipe):
         super().__init__(vocab, name, model=model, scorer=scorer, **cfg)
         check_choice(self.cfg, "aggregation", AGGREGATIONS)
         check_choice(self.cfg, "tag_scheme", TAG_SCHEMES)
+        check_choice(self.cfg, "alignment_mode", ALIGNMENT_MODES)
+        self._check_running_text_settings()
         self.ents_filter = _resolve_ents_filter(ents_filter, self.cfg["overwrite_ents"])
         self._scheme: Optional[LabelScheme] = None
         self._type_labels: List[Optional[str]] = []  # spaCy label per entity type id, after label_map
@@ -111,7 +115,23 @@ class DirectNER(DirectPipe):
             self._route = "gliner" if gliner else "token"
         return self._route
 
+    @property
+    def reads_running_text(self) -> bool:
+        """Whether the checkpoint reads the Doc's running text (`alignment_mode` other than
+        "tokens"; running_text.py) rather than its tokens as pre-split words."""
+        return self.cfg["alignment_mode"] != "tokens"
+
+    def _check_running_text_settings(self) -> None:
+        """Token-level settings have no meaning where pieces of the running text are read."""
+        if not self.reads_running_text:
+            return
+        used = {"aggregation": self.cfg["aggregation"] != "first", "doc_consistency": self.cfg["doc_consistency"]}
+        for key in (key for key, set_ in used.items() if set_):
+            raise DirectUseError(Errors.E075.format(key=key, value=self.cfg[key], mode=self.cfg["alignment_mode"]))
+
     def _load(self):
+        if self.route == "gliner" and self.reads_running_text:
+            raise DirectUseError(Errors.E074.format(name=self._source, mode=self.cfg["alignment_mode"]))
         if self.route == "token":
             if self._labels is not None:
                 self._refuse_labels(list(self._labels))
@@ -239,6 +259,8 @@ class DirectNER(DirectPipe):
             return self._read_gliner(runner, docs, call_labels(self._labels, labels), threshold, flat_ner)
         if labels is not None:
             self._refuse_labels(list(label_texts(labels)))
+        if self.reads_running_text:
+            return self._read_running_text(docs, threshold)
         alignments, doc_probs = self._piece_probs(docs)
         clock = time.perf_counter()
         predictions = [
@@ -261,6 +283,19 @@ class DirectNER(DirectPipe):
         self._tick("forward", clock)
         mapped = dict(zip(labels, self._mapped_labels(list(labels))))
         return [[(start, end, mapped[label], score) for start, end, label, score in doc_entities if mapped[label]] for doc_entities in found]
+
+    def _read_running_text(self, docs: List[Doc], threshold: float) -> List[List[CharEntity]]:
+        """(start char, end char, label, confidence) of each Doc's entities, read on its running
+        text (running_text.piece_entities); set_annotations places them on tokens."""
+        alignments, doc_probs = self._piece_probs(docs, running_text=True)
+        clock = time.perf_counter()
+        predictions = []
+        for doc, alignment, probs in zip(docs, alignments, doc_probs):
+            found = piece_entities(probs, trimmed_spans(doc.text, alignment.char_offsets), doc.text, self._scheme)
+            labelled = ((start, end, self._type_labels[type_id], confidence) for start, end, type_id, confidence in found)
+            predictions.append([entity for entity in labelled if entity[2] and entity[3] >= threshold])
+        self._tick("decode", clock)
+        return predictions
 
     def _decode(self, doc: Doc, alignment: TokenAlignment, probs: np.ndarray, threshold: float) -> List[Entity]:
         tokens = alignment.tokens
@@ -285,6 +320,8 @@ class DirectNER(DirectPipe):
         non-overlapping ones to doc.ents (merged with existing ones by `ents_filter`)."""
         clock = time.perf_counter()
         for doc, entities in zip(docs, predictions):
+            if self.reads_running_text:  # character spans, placed on tokens (split where asked)
+                entities = place_entities(doc, entities, self.cfg["alignment_mode"])
             if self.cfg["spans_key"]:
                 doc.spans[self.cfg["spans_key"]] = SpanGroup(
                     doc, name=self.cfg["spans_key"], spans=[Span(doc, s, e, label=label) for s, e, label, _ in entities],
