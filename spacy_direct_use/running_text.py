@@ -13,7 +13,7 @@ entities by the model's own rule (`piece_entities`). The entities are character 
 - "expand", "contract", "strict": as `Doc.char_span(..., alignment_mode=...)` places
   them, for pipelines whose tokens must not change.
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from spacy.tokens import Doc, Span, SpanGroup
@@ -107,10 +107,13 @@ def split_at(doc: Doc, edges: Sequence[int]) -> None:
         for i, offsets in cuts.items():
             token = doc[i]
             parts = _parts(token.text, offsets)
-            retokenizer.split(token, parts, heads=_heads(token, len(parts), parsed), attrs=_attrs(token, parts, parsed, has_sents, has_lemmas))
+            retokenizer.split(token, parts, heads=_heads(token, len(parts), parsed), attrs=_attrs(token, parts, parsed, has_lemmas))
+    if not parsed:  # a parse sets sentence starts from its tree; otherwise no part after the first starts one
+        for later_part in _later_parts(cuts):
+            doc[later_part].is_sent_start = False if has_sents else None
     _restore_span_groups(doc, groups)
     if tensor_rows is not None:
-        doc.tensor = tensor_rows(doc)
+        doc.tensor = tensor_rows
 
 
 def _cuts_per_token(doc: Doc, edges: Sequence[int]) -> Dict[int, List[int]]:
@@ -136,14 +139,22 @@ def _heads(token, n_parts: int, parsed: bool) -> list:
     return [first] + [(token, 0)] * (n_parts - 1)
 
 
-def _attrs(token, parts: List[str], parsed: bool, has_sents: bool, has_lemmas: bool) -> Dict[str, list]:
+def _later_parts(cuts: Dict[int, List[int]]) -> List[int]:
+    """The indices, after the split, of every part but the first of each split token."""
+    later, shift = [], 0
+    for i in sorted(cuts):
+        later.extend(range(i + shift + 1, i + shift + len(cuts[i]) + 1))
+        shift += len(cuts[i])
+    return later
+
+
+def _attrs(token, parts: List[str], parsed: bool, has_lemmas: bool) -> Dict[str, list]:
     """The attributes each part takes from `token` (spaCy's split leaves the parts after the
     first holding stale values of the tokens it moved, so every one is set)."""
     n = len(parts)
     attrs = {name: [value] * n for name, value in _token_values(token).items()}
     if parsed:
         attrs["DEP"] = [attrs["DEP"][0]] + ["punct" if _is_punct(p) else "dep" for p in parts[1:]]
-    attrs["SENT_START"] = [token.sent_start if has_sents else 0] + [-1 if has_sents else 0] * (n - 1)
     if has_lemmas:
         attrs["LEMMA"] = parts
     return attrs
@@ -175,12 +186,10 @@ def _restore_span_groups(doc: Doc, groups: Dict[str, Tuple[SpanGroup, list]]) ->
         doc.spans[key] = SpanGroup(doc, name=group.name, attrs=dict(group.attrs), spans=rebuilt)
 
 
-def _tensor_rows(doc: Doc, cuts: Dict[int, List[int]]):
-    """A function giving the Doc's tensor after the split, each part with its original's
-    row (spaCy's split zeroes them); None where the Doc has no per-token tensor."""
+def _tensor_rows(doc: Doc, cuts: Dict[int, List[int]]) -> Optional[np.ndarray]:
+    """The Doc's tensor after the split, each part with its original's row (spaCy's split
+    zeroes them); None where the Doc has no per-token tensor."""
     tensor = doc.tensor
     if tensor is None or getattr(tensor, "ndim", 0) != 2 or tensor.shape[0] != len(doc):
         return None
-    source = np.repeat(np.arange(len(doc)), [len(cuts.get(i, ())) + 1 for i in range(len(doc))])
-    original = tensor.copy()
-    return lambda _doc: original[source]
+    return tensor[np.repeat(np.arange(len(doc)), [len(cuts.get(i, ())) + 1 for i in range(len(doc))])]
