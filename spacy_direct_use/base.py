@@ -224,19 +224,32 @@ class DirectPipe(Pipe):
 
     def __call__(self, doc: Doc, **call_settings: Any) -> Doc:
         """Annotate one Doc; `call_settings` (CALL_SETTINGS) override the config for this call
-        (nlp(text, component_cfg={name: {...}}))."""
+        (nlp(text, component_cfg={name: {...}})). A failure goes to the pipeline's error
+        handler (nlp.set_error_handler; by default it raises), as in spaCy's own pipes; where
+        the handler lets it pass, the Doc comes back as it came in."""
         self._check_call_settings(call_settings)
-        return self.set_annotations([doc], self.predict([doc], **call_settings))[0]
+        error_handler = self.get_error_handler()
+        try:
+            return self.set_annotations([doc], self.predict([doc], **call_settings))[0]
+        except Exception as err:  # noqa: BLE001 - the error handler decides
+            error_handler(self.name, self, [doc], err)
+            return doc
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128, **call_settings: Any) -> Iterator[Doc]:
         """Annotate `batch_size` Docs at a time (spaCy's batch contract: a Doc comes out
         before more are read); the windows of a batch are length-sorted together.
-        `call_settings` as in __call__ (nlp.pipe(texts, component_cfg={name: {...}}))."""
+        `call_settings` as in __call__ (nlp.pipe(texts, component_cfg={name: {...}})); a
+        failing batch goes to the error handler, as in spaCy's own pipes."""
         with speaking_for(self.factory_name()):
             self._check_call_settings(call_settings)
+        error_handler = self.get_error_handler()
         for docs in minibatch(stream, size=batch_size):
-            with speaking_for(self.factory_name()):  # around each batch's work, never across a yield
-                annotated = self.set_annotations(docs, self.predict(docs, **call_settings))
+            try:
+                with speaking_for(self.factory_name()):  # around each batch's work, never across a yield
+                    annotated = self.set_annotations(docs, self.predict(docs, **call_settings))
+            except Exception as err:  # noqa: BLE001 - the error handler decides
+                error_handler(self.name, self, docs, err)
+                continue
             yield from annotated
 
     def _check_call_settings(self, call_settings: Dict[str, Any]) -> None:
