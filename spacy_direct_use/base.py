@@ -109,7 +109,7 @@ class DirectPipe(Pipe):
             raise DirectUseError(Errors.E001.format(example=example))
         self.vocab = vocab
         self.name = name
-        settings = {k: v for k, v in self.DEFAULT_CONFIG.items() if k not in ("scorer", "ents_filter")}
+        settings = {k: v for k, v in {**SHARED_CONFIG, **self.DEFAULT_CONFIG}.items() if k not in ("scorer", "ents_filter")}
         self.cfg = dict(settings, **cfg, model=str(model))
         self.scorer = scorer
         validate_shared_settings(self.cfg)
@@ -452,6 +452,13 @@ def validate_shared_settings(cfg: Dict[str, Any]) -> None:
         raise DirectUseError(Errors.E011.format(overlap=cfg["window_overlap"], size=cfg["window_size"]))
     if cfg.get("threshold") is not None:
         check_threshold(cfg["threshold"])
+
+
+def check_flag(key: str, value: Any) -> bool:
+    """A true/false setting, as set or given per call (E008 otherwise: "false" is not false)."""
+    if not isinstance(value, bool):
+        raise DirectUseError(Errors.E008.format(key=key, value=value, options="true or false", example="false"))
+    return value
 
 
 def check_threshold(threshold: Any) -> float:

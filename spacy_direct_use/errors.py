@@ -275,7 +275,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E036 = (
         "precision \"int8\" needs ONNX Runtime and onnx, but "
         "'{missing}' is not installed. Install the extra: pip install "
-        "\"spacy-direct-use[int8]\", or use config={{\"precision\": \"fp32\"}}."
+        "\"spacy-direct-use[int8]\" (in a clone of the repository: pip install -e \".[int8]\"), "
+        "or use config={{\"precision\": \"fp32\"}}."
     )
     E037 = (
         "precision \"int8\" could not export '{name}' to ONNX for "
@@ -313,7 +314,7 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     E046 = (
         "{what} needs Ray Data and pyarrow, but '{missing}' is not installed. "
-        "Install the `ray` extra: pip install \"spacy-direct-use[ray]\"."
+        "Install the `ray` extra: pip install \"spacy-direct-use[ray]\" (in a clone of the repository: pip install -e \".[ray]\")."
     )
     E050 = (
         "The saved pipeline file '{file}' does not match what "
@@ -404,7 +405,7 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     E068 = (
         "'{name}' is shipped as an ONNX graph ({graph}), which needs ONNX Runtime: "
-        "pip install \"spacy-direct-use[onnx]\"."
+        "pip install \"spacy-direct-use[onnx]\" (in a clone of the repository: pip install -e \".[onnx]\")."
     )
     E069 = (
         "'{name}' runs its ONNX graph as shipped, so precision {precision!r} cannot "
@@ -414,7 +415,7 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     E070 = (
         "'{name}' is a GLiNER checkpoint (it has gliner_config.json), which the "
-        "gliner package reads: pip install \"spacy-direct-use[gliner]\"."
+        "gliner package reads: pip install \"spacy-direct-use[gliner]\" (in a clone of the repository: pip install -e \".[gliner]\")."
     )
     E071 = (
         "'{name}' is a GLiNER checkpoint: it finds the entity types you name, and none "
@@ -444,4 +445,17 @@ class Errors(metaclass=ErrorsWithCodes):
         "{mode!r} does not: it reads every piece of the running text. Leave {key} at its "
         "default, or use config={{\"alignment_mode\": \"tokens\"}} to read spaCy's tokens "
         "as the model's words."
+    )
+    E076 = (
+        "'{name}' is shipped as an ONNX graph ({graph}) whose outputs {outputs} hold no "
+        "hidden states (last_hidden_state), so it gives no sentence embedding: it is a "
+        "classifier's graph. Give direct_vectors (or zero-shot direct_textcat) a sentence "
+        "encoder, e.g. config={{\"model\": \"sentence-transformers/all-MiniLM-L6-v2\"}}; a token "
+        "classifier's graph goes to direct_ner or direct_tagger."
+    )
+    W001 = (
+        "This Doc holds no direct_vectors data in doc.user_data, so restore_vectors has "
+        "nothing to put back: Docs keep their vectors through DocBin only with "
+        "DocBin(store_user_data=True) (a default DocBin() drops them), and through "
+        "Doc.to_bytes unless user_data is excluded."
     )

@@ -5,7 +5,7 @@ through the `spacy_factories` entry points in setup.cfg.
 Each factory spells out its settings, shared ones included, because spaCy fills and
 validates a component's config from its factory's typed signature (a `**kwargs`
 factory would accept any typo); the bodies are one `_build` call."""
-from typing import Any, Callable, Dict, List, Optional, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Type
 
 from spacy.language import Language
 
@@ -20,6 +20,10 @@ from .textcat import DEFAULT_CONFIG as TEXTCAT_CONFIG
 from .textcat import DirectTextCat
 from .vectors import DEFAULT_CONFIG as VECTORS_CONFIG
 from .vectors import DirectVectors
+
+LabelsSetting = Optional[Any]
+"""`labels`: a list, or label -> description; typed loosely so that zeroshot.label_texts checks
+it and says what is wrong (E061), where spaCy's validation would dump the whole config."""
 
 CATS_SCORE_WEIGHTS = {
     "cats_score": 1.0,
@@ -77,7 +81,7 @@ def make_direct_ner(
     doc_consistency: bool,
     doc_consistency_keep: float,
     threshold: Optional[float],
-    labels: Optional[Union[List[str], Dict[str, str]]],
+    labels: LabelsSetting,
     flat_ner: bool,
     device: Optional[str],
     precision: str,
@@ -105,7 +109,7 @@ def make_direct_textcat(
     tokenizer: Optional[str],
     id2label: Optional[List[str]],
     multi_label: Optional[bool],
-    labels: Optional[Union[List[str], Dict[str, str]]],
+    labels: LabelsSetting,
     hypothesis_template: str,
     pooling: Optional[str],
     normalize: Optional[bool],
@@ -176,7 +180,6 @@ def make_direct_vectors(
     model: Optional[str],
     revision: Optional[str],
     tokenizer: Optional[str],
-    id2label: Optional[List[str]],
     pooling: Optional[str],
     normalize: Optional[bool],
     token_vectors: bool,
@@ -186,11 +189,9 @@ def make_direct_vectors(
     window_overlap: int,
     window_mode: str,
     max_sentences_per_window: int,
-    label_map: Dict[str, Optional[str]],
     device: Optional[str],
     precision: str,
     trust_remote_code: bool,
-    check_head: bool,
     onnx_file: Optional[str],
     scorer: Optional[Callable],
 ) -> DirectVectors:

@@ -357,7 +357,7 @@ def _check_architecture(name: str, config, task: Task, component: str) -> None:
         if other is not None:
             hint = (
                 f" It is a {other.kind}: give it to {other.components}, e.g. "
-                f"nlp.add_pipe(\"{other.components.split()[0]}\", config={{\"model\": \"{name}\"}})."
+                f"nlp.add_pipe(\"{other.components.split()[0].rstrip(',')}\", config={{\"model\": \"{name}\"}})."
             )
         raise _wrong_head(name, task, component, architectures, hint)
 

@@ -10,7 +10,7 @@ spans, with flat_ner false, overlap).
 """
 import logging
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from spacy.pipeline.span_ruler import prioritize_existing_ents_filter, prioritiz
 from spacy.tokens import Doc, Span, SpanGroup
 
 from .alignment import AGGREGATIONS, TokenAlignment, aggregate
-from .base import SHARED_CONFIG, DirectPipe, check_choice, check_threshold, readable_by_all
+from .base import SHARED_CONFIG, DirectPipe, check_choice, check_flag, check_threshold, readable_by_all
 from .consistency import reconcile
 from .decoding import extract_entities, viterbi
 from .errors import DirectUseError, Errors
@@ -97,7 +97,7 @@ class DirectNER(DirectPipe):
         self._type_labels: List[Optional[str]] = []  # spaCy label per entity type id, after label_map
         self._decided_scheme: Optional[Dict[str, str]] = None  # tag_scheme "auto"'s decision, once made or read
         self._labels = label_texts(self.cfg["labels"])  # GLiNER's entity types (label -> the text it reads)
-        _check_flat_ner(self.cfg["flat_ner"])
+        check_flag("flat_ner", self.cfg["flat_ner"])
         self._route: Optional[str] = None
 
     @classmethod
@@ -275,7 +275,7 @@ class DirectNER(DirectPipe):
 
     def _read_gliner(self, reader: GlinerReader, docs: List[Doc], labels, threshold: float, flat_ner: Optional[bool]) -> List[List[Entity]]:
         """GLiNER's entities of this call's types, after label_map (a type mapped to None is dropped)."""
-        flat_ner = self.cfg["flat_ner"] if flat_ner is None else _check_flat_ner(flat_ner)
+        flat_ner = self.cfg["flat_ner"] if flat_ner is None else check_flag("flat_ner", flat_ner)
         labels = entity_labels(labels, self._source)
         clock = time.perf_counter()
         with fork_safe_torch():
@@ -353,8 +353,3 @@ def _uncovered_tokens(doc: Doc, kept: List[Span]) -> List[Span]:
         covered[span.start : span.end] = True
     return [doc[i : i + 1] for ent in doc.ents for i in range(ent.start, ent.end) if not covered[i]]
 
-
-def _check_flat_ner(flat_ner: Any) -> bool:
-    if not isinstance(flat_ner, bool):
-        raise DirectUseError(Errors.E008.format(key="flat_ner", value=flat_ner, options="true or false", example="false"))
-    return flat_ner

@@ -111,6 +111,10 @@ def onnx_graph_file(directory: Union[str, Path], onnx_file: Optional[str]) -> Op
     raise DirectUseError(Errors.E067.format(name=directory, graphs=graphs, detail="it holds several graphs and no torch weights"))
 
 
+ENCODER_OUTPUT = "last_hidden_state"
+"""The output an encoder's graph must give (sentence embeddings pool it)."""
+
+
 def load_onnx_classifier(name: str, path: Path, config: Any, n_outputs: Optional[int]) -> OnnxClassifier:
     """The checkpoint's graph in ONNX Runtime; refuses one whose output does not fit the
     config's labels (`n_outputs`; None for an encoder)."""
@@ -122,6 +126,8 @@ def load_onnx_classifier(name: str, path: Path, config: Any, n_outputs: Optional
         model = OnnxClassifier(path.read_bytes(), config)
     except Exception as err:  # noqa: BLE001 - onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
         raise DirectUseError(Errors.E017.format(name=name, reason=f"ONNX Runtime could not read {path.name}: {first_line(err)}")) from None
+    if n_outputs is None and ENCODER_OUTPUT not in model.output_names:
+        raise DirectUseError(Errors.E076.format(name=name, graph=path.name, outputs=model.output_names))
     width = model.output_shape[-1] if model.output_shape else None
     if n_outputs is not None and isinstance(width, int) and width != n_outputs:
         detail = f"its graph {path.name} gives {width} outputs per position, but its config names {n_outputs} labels"

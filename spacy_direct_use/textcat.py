@@ -9,6 +9,7 @@ every part of the text counts as much as its length and overlaps count once.
 Optionally each sentence is classified too (`spans_key`).
 """
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -19,7 +20,7 @@ from spacy.pipeline.textcat_multilabel import textcat_multilabel_score
 from spacy.tokens import Doc, Span, SpanGroup
 
 from .alignment import TokenAlignment
-from .base import SHARED_CONFIG, DirectPipe
+from .base import SHARED_CONFIG, DirectPipe, check_flag
 from .errors import DirectUseError, Errors
 from .inference import ClassifierRunner, fork_safe_torch
 from .loading import LoadedModel, read_json
@@ -71,6 +72,10 @@ def score_cats(examples, *, multi_label: bool = False, **kwargs) -> Dict[str, An
     return score(examples, **kwargs)
 
 
+LABEL_SETS_KEPT = 32
+"""Label sets whose embeddings direct_textcat keeps (zero-shot by similarity)."""
+
+
 class DirectTextCat(DirectPipe):
     """Writes a pretrained sequence classifier's label probabilities to doc.cats."""
 
@@ -84,7 +89,7 @@ class DirectTextCat(DirectPipe):
         self._labels = label_texts(self.cfg["labels"])
         check_template(self.cfg["hypothesis_template"])
         self._route: Optional[str] = None
-        self._label_vectors: Dict[Tuple[str, ...], np.ndarray] = {}
+        self._label_vectors: "OrderedDict[Tuple[str, ...], np.ndarray]" = OrderedDict()
 
     @property
     def route(self) -> str:
@@ -166,6 +171,8 @@ class DirectTextCat(DirectPipe):
     def _reader(self, runner: ClassifierRunner, labels: Any = None, hypothesis_template: Optional[str] = None, multi_label: Optional[bool] = None) -> WindowReader:
         """How this call reads windows, for the checkpoint's route and the call's settings."""
         texts = call_labels(self._labels, labels)
+        template = self.cfg["hypothesis_template"] if hypothesis_template is None else check_template(hypothesis_template)
+        multi = self._multi_label if multi_label is None else check_flag("multi_label", multi_label)
         if self.route == "fine-tuned":
             if texts is not None and set(texts) != set(self._model_labels):
                 raise DirectUseError(Errors.E063.format(name=self._source, own=self._model_labels, labels=list(texts)))
@@ -174,10 +181,9 @@ class DirectTextCat(DirectPipe):
             what = "an NLI checkpoint" if self.route == "nli" else "a sentence encoder (no classification head)"
             detail = f"'{self._source}' is {what}: it classifies into labels of your choosing, but none were given."
             raise DirectUseError(Errors.E060.format(detail=detail))
-        multi = self._multi_label if multi_label is None else bool(multi_label)
         names = self._mapped_labels(list(texts))
         if self.route == "nli":
-            return self._nli_reader(runner, list(texts.values()), check_template(hypothesis_template or self.cfg["hypothesis_template"]), multi, names)
+            return self._nli_reader(runner, list(texts.values()), template, multi, names)
         label_vectors = self._embedded_labels(runner, tuple(texts.values()))
         pooled = lambda ids, flat: [p for p, _ in self._forward(runner, ids, flat)]  # noqa: E731
         scores = lambda windows, vectors: similarity_scores(runner.combine(windows, vectors), label_vectors, multi)  # noqa: E731
@@ -202,10 +208,15 @@ class DirectTextCat(DirectPipe):
         return WindowReader(self._encode_text, max(content_length, 1), run, names)
 
     def _embedded_labels(self, runner, texts: Tuple[str, ...]) -> np.ndarray:
-        """The label texts' embeddings, computed once per label set."""
-        if texts not in self._label_vectors:
+        """The label texts' embeddings, computed once per label set; the LABEL_SETS_KEPT
+        most recently used sets are kept (labels per call may differ every call)."""
+        if texts in self._label_vectors:
+            self._label_vectors.move_to_end(texts)
+        else:
             with fork_safe_torch():
                 self._label_vectors[texts] = runner.embed_texts(list(texts))
+            while len(self._label_vectors) > LABEL_SETS_KEPT:
+                self._label_vectors.popitem(last=False)
         return self._label_vectors[texts]
 
     def _sentences(self, doc: Doc, alignment: TokenAlignment) -> List[Tuple[int, int, int, int]]:

@@ -21,6 +21,7 @@ and pickling keep them) and are read through `doc.user_hooks`; after deserializi
 `restore_vectors(doc)` puts the hooks back (spaCy never serializes hooks).
 """
 import time
+import warnings
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
@@ -29,9 +30,14 @@ from spacy.tokens import Doc, Span, Token
 from .alignment import TokenAlignment, aggregate
 from .base import SHARED_CONFIG, DirectPipe
 from .embedding import EmbeddingRunner
+from .errors import Errors
+
+UNUSED_SETTINGS = ("id2label", "label_map", "check_head")
+"""Shared settings an encoder with no labels and no head has no use for: spaCy refuses them
+in direct_vectors' config (extra fields), rather than taking and ignoring them."""
 
 DEFAULT_CONFIG = {
-    **SHARED_CONFIG,
+    **{key: value for key, value in SHARED_CONFIG.items() if key not in UNUSED_SETTINGS},
     "window_size": 512,
     "window_overlap": 64,
     "max_sentences_per_window": 1000,
@@ -121,6 +127,7 @@ def restore_vectors(doc: Doc) -> Doc:
     similarity: direct_vectors calls it; call it yourself on a Doc that came back from
     `Doc.from_bytes` or a `DocBin` (spaCy does not serialize hooks, only user data)."""
     if DOC_VECTOR_KEY not in doc.user_data:
+        warnings.warn(Errors.W001, stacklevel=2)
         return doc
     doc.user_hooks.update({"vector": _doc_vector, "has_vector": _has_vector, "similarity": _similarity, "vector_norm": _norm})
     if TOKEN_VECTORS_KEY in doc.user_data:

@@ -16,6 +16,7 @@ Two routes, decided by the checkpoint:
   Exclusive: softmax(SIMILARITY_SCALE * cosine); `multi_label`: the cosine, clipped
   at 0.
 """
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -40,11 +41,11 @@ def label_texts(labels: Optional[Labels]) -> Optional[Dict[str, str]]:
     if isinstance(labels, str) or not isinstance(labels, (Mapping, Sequence)):
         raise DirectUseError(Errors.E061.format(labels=labels, detail="not a list of labels or a mapping of label to description"))
     pairs = list(labels.items()) if isinstance(labels, Mapping) else [(label, label) for label in labels]
-    names = [name for name, _ in pairs]
-    bad = [repr(x) for pair in pairs for x in pair if not isinstance(x, str) or not x.strip()]
+    texts = [name for name, _ in pairs] + ([text for _, text in pairs] if isinstance(labels, Mapping) else [])
+    bad = list(dict.fromkeys(repr(x) for x in texts if not isinstance(x, str) or not x.strip()))
     if bad:
-        raise DirectUseError(Errors.E061.format(labels=labels, detail=f"{', '.join(bad)} is not a non-empty string"))
-    repeated = sorted({name for name in names if names.count(name) > 1})
+        raise DirectUseError(Errors.E061.format(labels=labels, detail=f"{', '.join(bad)} {'is not a non-empty string' if len(bad) == 1 else 'are not non-empty strings'}"))
+    repeated = sorted(name for name, count in Counter(name for name, _ in pairs).items() if count > 1)
     if repeated:
         raise DirectUseError(Errors.E061.format(labels=labels, detail=f"{repeated} given more than once"))
     return dict(pairs)

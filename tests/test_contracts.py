@@ -1,12 +1,20 @@
 """spaCy's contracts on every direct_* component: a failure goes to the pipeline's error
-handler (nlp.set_error_handler) in __call__ and pipe, as in spaCy's own pipes."""
+handler (nlp.set_error_handler) in __call__ and pipe, as in spaCy's own pipes; settings are
+checked the same way in the config and per call; settings a component does not use are
+refused; a checkpoint given to the wrong component gets a coded error naming the right one."""
+import warnings
 from pathlib import Path
 from typing import Dict
 
 import pytest
 import spacy
+from spacy.tokens import DocBin
+from thinc.api import ConfigValidationError
 
 from conftest import make_lookup_model, make_sentence_encoder, make_sequence_classifier
+from spacy_direct_use import DirectUseError
+from spacy_direct_use.textcat import LABEL_SETS_KEPT
+from spacy_direct_use.vectors import restore_vectors
 
 UPOS = ["NOUN", "PROPN", "ADP", "VERB"]
 
@@ -48,3 +56,90 @@ def test_error_handler_gets_the_failing_docs(factory, models, monkeypatch):
     kept = [doc.text for doc in nlp.pipe(TEXTS, batch_size=1)]
     assert kept == [t for t in TEXTS if t != "boom"] and kept[:1] == expected
     assert seen[-1] == (factory, ["boom"], "model failed")
+
+
+# -- settings checked the same way in the config and per call -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def zero_shot(models) -> spacy.Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_textcat", config={"model": str(models["direct_vectors"]), "labels": ["sports", "politics"]})
+    return nlp
+
+
+@pytest.mark.parametrize(
+    "setting,code",
+    [
+        ({"multi_label": "false"}, r"E008\] Invalid setting multi_label='false'"),
+        ({"multi_label": 1}, r"E008\] Invalid setting multi_label=1"),
+        ({"hypothesis_template": "This is about"}, r"E062\]"),
+        ({"hypothesis_template": ""}, r"E062\]"),
+        ({"labels": "sports"}, r"E061\] Invalid labels 'sports': not a list"),
+        ({"labels": [1, 2]}, r"E061\] Invalid labels \[1, 2\]: 1, 2 are not non-empty strings\."),
+        ({"labels": ["", "a", ""]}, r"E061\] .*: '' is not a non-empty string\."),
+    ],
+)
+def test_per_call_settings_are_checked_as_config_settings(zero_shot, setting, code):
+    doc = zero_shot.make_doc("The match ended in a draw.")
+    with pytest.raises(DirectUseError, match=r"\[direct_textcat " + code):
+        zero_shot.get_pipe("direct_textcat")(doc, **setting)
+    assert not doc.cats
+    cats = zero_shot("The match ended in a draw.", component_cfg={"direct_textcat": {"multi_label": True}}).cats
+    assert set(cats) == {"sports", "politics"} and sum(cats.values()) != pytest.approx(1.0)
+
+
+def test_config_labels_of_the_wrong_type_get_e061_not_a_config_dump(models):
+    with pytest.raises(DirectUseError, match=r"\[direct_textcat E061\] Invalid labels 'sports'"):
+        spacy.blank("en").add_pipe("direct_textcat", config={"model": str(models["direct_vectors"]), "labels": "sports"})
+    with pytest.raises(DirectUseError, match=r"\[direct_ner E061\]"):
+        spacy.blank("en").add_pipe("direct_ner", config={"model": str(models["direct_ner"]), "labels": {"person": 3}})
+
+
+def test_label_embeddings_kept_for_recent_label_sets_only(zero_shot):
+    textcat = zero_shot.get_pipe("direct_textcat")
+    for k in range(LABEL_SETS_KEPT + 8):
+        zero_shot("A text.", component_cfg={"direct_textcat": {"labels": [f"topic {k}", "other"]}})
+    assert len(textcat._label_vectors) == LABEL_SETS_KEPT
+    first = zero_shot("A text.").cats
+    assert zero_shot("A text.").cats == first
+
+
+def test_unused_settings_refused_by_direct_vectors(models):
+    for setting in ({"label_map": {"a": "b"}}, {"id2label": ["a"]}, {"check_head": False}):
+        with pytest.raises(ConfigValidationError, match=f"direct_vectors -> {next(iter(setting))}"):
+            spacy.blank("en").add_pipe("direct_vectors", config={"model": str(models["direct_vectors"]), **setting})
+
+
+def test_restore_vectors_says_when_a_docbin_dropped_them(models):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_vectors", config={"model": str(models["direct_vectors"])})
+    doc = nlp("A short text.")
+    plain = next(DocBin(docs=[doc]).get_docs(nlp.vocab))
+    with pytest.warns(UserWarning, match=r"W001\].*store_user_data=True"):
+        restore_vectors(plain)
+    kept = next(DocBin(docs=[doc], store_user_data=True).get_docs(nlp.vocab))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert restore_vectors(kept).similarity(doc) == pytest.approx(1.0, abs=1e-6)
+
+
+# -- checkpoints given to the wrong component -------------------------------------------------------------
+
+
+def test_wrong_head_names_the_factory_to_use(models):
+    with pytest.raises(DirectUseError, match=r'\[direct_ner E004\].*nlp.add_pipe\("direct_vectors", config='):
+        spacy.blank("en").add_pipe("direct_ner", config={"model": str(models["direct_vectors"])})("A text.")
+
+
+def test_token_classifier_graph_given_to_direct_vectors(models, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from test_onnx import as_onnx
+
+    graph_only = as_onnx(models["direct_ner"], tmp_path / "onnx", "transformers.js")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_vectors", config={"model": str(graph_only)})
+    doc = nlp.make_doc("A text.")
+    with pytest.raises(DirectUseError, match=r"\[direct_vectors E076\].*\['logits'\].*no hidden states"):
+        nlp.get_pipe("direct_vectors")(doc)
+    assert not doc.user_data
