@@ -223,6 +223,19 @@ def test_pipe_and_saved_pipeline_carry_the_setting(bert_dir, tmp_path):
     assert [char_ents(doc) for doc in loaded.pipe(GLUED)] == expected
 
 
+def test_ray_predictor_gives_the_values_characters(bert_dir, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pytest.importorskip("ray", reason="ray not installed (pip install -e '.[ray]')")
+    from spacy_direct_use.ray import DirectPredictor
+
+    nlp = make_nlp(bert_dir, alignment_mode="split")
+    nlp.to_disk(tmp_path / "pipeline")
+    out = DirectPredictor(str(tmp_path / "pipeline"))(pa.table({"text": GLUED}))
+    found = [[(e["start_char"], e["end_char"], e["label"]) for e in row] for row in out.column("entities").to_pylist()]
+    assert found == [char_ents(nlp(text)) for text in GLUED]
+    assert found[0] == [(7, 11, "PER"), (12, 15, "PER"), (19, 24, "LOC"), (25, 31, "LOC")]
+
+
 @pytest.mark.slow
 def test_split_under_n_process(bert_dir):
     nlp = make_nlp(bert_dir, alignment_mode="split")
