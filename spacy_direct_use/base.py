@@ -6,7 +6,6 @@ contract, and serialization with the weights inside the pipeline.
 A component subclasses DirectPipe and adds only its task: which head it loads (`TASK`),
 which labels it accepts, and what it writes to the Doc.
 """
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -68,20 +67,6 @@ SHARED_CONFIG: Dict[str, Any] = {
 """The settings every direct_* component has (each factory may change the defaults)."""
 
 
-def deserializing() -> bool:
-    """Whether spaCy is building the pipeline from a config (spacy.load, from_bytes,
-    assemble): the model path in a saved config may rightly be gone, as the weights
-    come from the saved pipeline. spaCy tells a factory nothing about its caller,
-    so this looks for Language.from_config on the call stack."""
-    target = Language.from_config.__func__.__code__
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code is target:
-            return True
-        frame = frame.f_back
-    return False
-
-
 class DirectPipe(Pipe):
     """A pretrained Hugging Face classifier as a spaCy component, no training needed.
 
@@ -122,11 +107,24 @@ class DirectPipe(Pipe):
         self._runner: Optional[ClassifierRunner] = None
         self._stored_dtype = None
         self._layout: Optional[SentenceLayout] = None  # how an encoder's output becomes one vector (embedding task)
-        self._model_labels: Optional[List[str]] = self.cfg["id2label"] or _local_labels(self.cfg["model"])
+        self._model_labels: Optional[List[str]] = None  # the checkpoint's, once known (model_labels)
 
     @classmethod
     def factory_name(cls) -> str:
         return "direct_ner"
+
+    @property
+    def model_labels(self) -> List[str]:
+        """The checkpoint's labels in id order: once the model has loaded or a saved pipeline
+        was read; before that `id2label`, or a local checkpoint's config.json, read when first
+        asked (so `labels` and the meta.json spaCy writes know them before any weight loads).
+        Empty where not known yet (a hub name)."""
+        if self._model_labels is None:
+            known = self.cfg["id2label"] or (None if self._local_only else _local_labels(self.cfg["model"]))
+            if known is None:
+                return []
+            self._model_labels = list(known)
+        return self._model_labels
 
     # -- what a component adds ----------------------------------------------------------
 
@@ -276,7 +274,7 @@ class DirectPipe(Pipe):
 
     def _mapped_labels(self, labels: Optional[List[str]] = None) -> List[Optional[str]]:
         """The model's labels (or `labels`) after `label_map`, in id order; None where mapped away."""
-        return [self.cfg["label_map"].get(label, label) for label in (self._model_labels or [] if labels is None else labels)]
+        return [self.cfg["label_map"].get(label, label) for label in (self.model_labels if labels is None else labels)]
 
     def _piece_probs(self, docs: List[Doc], running_text: bool = False) -> Tuple[List[TokenAlignment], List[np.ndarray]]:
         """A token classifier's probabilities for every sub-word of each Doc, (n_pieces,

@@ -9,9 +9,8 @@ from typing import Any, Callable, Dict, List, Optional, Type
 
 from spacy.language import Language
 
-from .base import DirectPipe, deserializing
+from .base import DirectPipe
 from .errors import speaking_for
-from .loading import check_model_path
 from .ner import DEFAULT_CONFIG as NER_CONFIG
 from .ner import DirectNER, EntsFilter
 from .tagger import DEFAULT_CONFIG as TAGGER_CONFIG
@@ -41,13 +40,12 @@ CATS_SCORE_WEIGHTS = {
 
 def _build(cls: Type[DirectPipe], settings: Dict[str, Any]) -> DirectPipe:
     """The component from its factory's arguments (the factory's `locals()`, which spaCy
-    has filled and validated from the config). A local model path that is wrong fails
-    here, at add_pipe, not at the first document."""
+    has filled and validated from the config). Nothing is read from disk here: spacy.load
+    builds the component from its config before from_disk gives it the saved model, so the
+    model path is checked when the model loads (first use, or nlp.initialize())."""
     settings = dict(settings)
     nlp = settings.pop("nlp")
     with speaking_for(cls.factory_name()):  # the component does not exist yet: its factory speaks
-        if settings["model"] and not deserializing():
-            check_model_path(settings["model"])
         return cls(nlp.vocab, **settings)
 
 

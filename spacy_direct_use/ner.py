@@ -142,7 +142,7 @@ class DirectNER(DirectPipe):
         return GlinerReader(self._model, self.cfg["forward_batch_size"], batch_words)
 
     def _refuse_labels(self, labels: List[str]) -> None:
-        own = sorted({parse_label(label)[1] for label in self._model_labels or []} - {None})
+        own = sorted({parse_label(label)[1] for label in self.model_labels} - {None})
         raise DirectUseError(Errors.E072.format(name=self._source, own=own, labels=labels))
 
     def _save_model(self, path) -> None:
@@ -244,7 +244,7 @@ class DirectNER(DirectPipe):
         pipeline was read (spacy.load); reading it never loads weights."""
         if self._labels is not None:
             return tuple(sorted({label for label in self._mapped_labels(list(self._labels)) if label}))
-        types = {parse_label(label)[1] for label in self._model_labels or []} - {None}
+        types = {parse_label(label)[1] for label in self.model_labels} - {None}
         mapped = map_types(sorted(types), self.cfg["label_map"])
         return tuple(sorted({label for label in mapped.values() if label}))
 

@@ -94,7 +94,7 @@ class DirectTagger(DirectPipe):
         the labels are: a local checkpoint, `id2label`, a loaded or saved model)."""
         if self.cfg["attribute"]:
             return self.cfg["attribute"]
-        return attribute_for(self._mapped_labels()) if self._model_labels else None
+        return attribute_for(self._mapped_labels()) if self.model_labels else None
 
     @property
     def labels(self) -> Tuple[str, ...]:

@@ -143,3 +143,25 @@ def test_token_classifier_graph_given_to_direct_vectors(models, tmp_path):
     with pytest.raises(DirectUseError, match=r"\[direct_vectors E076\].*\['logits'\].*no hidden states"):
         nlp.get_pipe("direct_vectors")(doc)
     assert not doc.user_data
+
+
+# -- nothing read from disk in a factory that from_disk replaces ------------------------------------------
+
+
+def test_saved_pipeline_loads_with_its_source_gone_and_a_missing_path_fails_at_first_use(bert_dir, tmp_path):
+    import shutil
+
+    source = shutil.copytree(bert_dir, tmp_path / "source")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_ner", config={"model": str(source)})
+    assert nlp.get_pipe("direct_ner").labels == ("LOC", "ORG", "PER")  # read from config.json, no weights
+    expected = [(e.text, e.label_) for e in nlp("Angela Merkel flew to Paris.").ents]
+    nlp.to_disk(tmp_path / "saved")
+    shutil.rmtree(source)
+    loaded = spacy.load(tmp_path / "saved")
+    assert loaded.get_pipe("direct_ner").labels == ("LOC", "ORG", "PER")
+    assert [(e.text, e.label_) for e in loaded("Angela Merkel flew to Paris.").ents] == expected
+    missing = spacy.blank("en")
+    missing.add_pipe("direct_ner", config={"model": str(source)})  # spaCy builds components before from_disk: no check here
+    with pytest.raises(DirectUseError, match=r"\[direct_ner E002\] The model directory '.*source' does not exist"):
+        missing.initialize()

@@ -50,8 +50,10 @@ def test_the_old_exception_name_still_catches():
 
 
 def test_direct_tagger_names_itself_for_a_missing_directory(tmp_path):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_tagger", config={"model": str(tmp_path / "missing")})  # checked when the model loads
     with pytest.raises(DirectUseError) as info:
-        spacy.blank("en").add_pipe("direct_tagger", config={"model": str(tmp_path / "missing")})
+        nlp.initialize()
     message = str(info.value)
     assert message.startswith("[direct_tagger E002] ") and "'vblagoje/bert-english-uncased-finetuned-pos'" in message
     assert "dslim/bert-base-NER" not in message

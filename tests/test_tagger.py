@@ -137,7 +137,7 @@ def test_a_sequence_classifier_is_refused(tmp_path):
 
 def test_a_missing_directory_is_named_by_direct_tagger_with_a_pos_example(tmp_path):
     with pytest.raises(DirectNERError, match=r"^\[direct_tagger E002\] .*'vblagoje/bert-english-uncased-finetuned-pos'") as info:
-        tagger(tmp_path / "no-such-model")
+        tagger(tmp_path / "no-such-model")("text")
     assert "dslim/bert-base-NER" not in str(info.value) and "direct_ner" not in str(info.value)
     with pytest.raises(DirectNERError, match=r"(?s)^\[direct_tagger E001\].*add_pipe\(\"direct_tagger\".*finetuned-pos"):
         spacy.blank("en").add_pipe("direct_tagger")

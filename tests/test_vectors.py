@@ -202,7 +202,7 @@ def test_bad_input(tmp_path, encoder_dir):
     with pytest.raises(DirectUseError, match=r"\[direct_vectors E064\].*StaticEmbedding"):
         vectors_nlp(broken)(TEXTS[0])
     with pytest.raises(DirectUseError, match=r"\[direct_vectors E002\]"):
-        vectors_nlp(tmp_path / "missing")
+        vectors_nlp(tmp_path / "missing")(TEXTS[0])
     with pytest.raises(DirectUseError, match=r"\[direct_vectors E065\].*labels"):
         vectors_nlp(encoder_dir)(TEXTS[0], component_cfg={"direct_vectors": {"labels": ["a"]}})
     doc = spacy.blank("en")("untouched")
