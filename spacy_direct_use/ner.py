@@ -125,8 +125,9 @@ class DirectNER(DirectPipe):
         """Token-level settings have no meaning where pieces of the running text are read."""
         if not self.reads_running_text:
             return
-        used = {"aggregation": self.cfg["aggregation"] != "first", "doc_consistency": self.cfg["doc_consistency"]}
-        for key in (key for key, set_ in used.items() if set_):
+        token_level = [key for key, is_set in (("aggregation", self.cfg["aggregation"] != "first"), ("doc_consistency", self.cfg["doc_consistency"])) if is_set]
+        if token_level:
+            key = token_level[0]
             raise DirectUseError(Errors.E075.format(key=key, value=self.cfg[key], mode=self.cfg["alignment_mode"]))
 
     def _load(self):
