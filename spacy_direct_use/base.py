@@ -6,9 +6,11 @@ contract, and serialization with the weights inside the pipeline.
 A component subclasses DirectPipe and adds only its task: which head it loads (`TASK`),
 which labels it accepts, and what it writes to the Doc.
 """
+import logging
 import threading
 import time
 from collections import defaultdict
+from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
@@ -30,10 +32,16 @@ from .embedding import EmbeddingRunner, SentenceLayout, read_sentence_layout
 from .int8 import SAVED_FILE as SAVED_INT8_FILE
 from .int8 import Int8Classifier
 from .onnx_graph import SAVED_FILE as SAVED_ONNX_FILE
+from .openvino_engine import ENGINES, OpenVinoModel, openvino_model
+from .openvino_engine import SAVED_FILES as SAVED_OPENVINO_FILES
 from .onnx_graph import OnnxClassifier
 from .loading import LoadedModel, load_classifier, quiet_transformers, read_labels, resolve_device
 from .manifest import MANIFEST_FILE, verify_manifest, write_manifest
 from .windows import WINDOW_MODES, Window, guess_sentence_starts, sentence_windows, strided_windows
+
+logger = logging.getLogger("spacy_direct_use")
+CALIBRATION_DOCS = 300
+"""At most this many of initialize's Docs calibrate int8 (engine "openvino")."""
 
 _LOAD_LOCK = threading.Lock()
 """Held while a model loads: one lock for all instances, as spaCy pickles a Pipe's
@@ -63,6 +71,7 @@ SHARED_CONFIG: Dict[str, Any] = {
     "trust_remote_code": False,
     "check_head": True,
     "onnx_file": None,
+    "engine": "torch",
 }
 """The settings every direct_* component has (each factory may change the defaults)."""
 
@@ -108,6 +117,7 @@ class DirectPipe(Pipe):
         self._stored_dtype = None
         self._layout: Optional[SentenceLayout] = None  # how an encoder's output becomes one vector (embedding task)
         self._model_labels: Optional[List[str]] = None  # the checkpoint's, once known (model_labels)
+        self._calibration_docs: List[Doc] = []  # initialize's, for engine "openvino" int8
 
     @classmethod
     def factory_name(cls) -> str:
@@ -152,8 +162,17 @@ class DirectPipe(Pipe):
     # -- loading ---------------------------------------------------------------------
 
     def initialize(self, get_examples: Optional[Callable] = None, *, nlp: Optional[Language] = None) -> None:
-        """Load the model now rather than on first use."""
+        """Load the model now rather than on first use. With engine "openvino" and precision
+        "int8", the examples' Docs (their texts; no annotation is read) calibrate the
+        quantization: the model is converted and quantized again on them."""
+        if get_examples is not None and self._calibrates():
+            self._calibration_docs = [eg.predicted for eg in islice(get_examples(), CALIBRATION_DOCS)]
+            self._runner = None  # quantized again, on these Docs
         self._ensure_loaded()
+
+    def _calibrates(self) -> bool:
+        """Whether loading quantizes with calibration data (not a saved pipeline's model)."""
+        return self.cfg["engine"] == "openvino" and self.cfg["precision"] == "int8" and self._saved_openvino() is None
 
     def _ensure_loaded(self) -> ClassifierRunner:
         """The runner, loading the model once even when several threads call at once."""
@@ -191,16 +210,17 @@ class DirectPipe(Pipe):
         self._stored_dtype, self._model_labels = loaded.stored_dtype, loaded.labels
         if task == "embedding":
             runner: ClassifierRunner = EmbeddingRunner(
-                loaded.model, loaded.tokenizer, device, self.cfg["precision"],
+                loaded.model, loaded.tokenizer, device, self._torch_precision,
                 self.cfg["forward_batch_size"], self.cfg["forward_batch_tokens"], self._layout, self._saved_int8(),
             )  # fmt: skip
+            self._use_engine(runner)
             self.on_load(loaded, runner)
             return runner
         runner = ClassifierRunner(
             loaded.model,
             loaded.tokenizer,
             device,
-            self.cfg["precision"],
+            self._torch_precision,
             self.cfg["forward_batch_size"],
             self.cfg["forward_batch_tokens"],
             self.cfg.get("pack_windows", False),  # token heads only (ner, tagger)
@@ -208,8 +228,52 @@ class DirectPipe(Pipe):
             per_token=self.TASK == "token",
             multi_label=self.multi_label(loaded),
         )
+        self._use_engine(runner)
         self.on_load(loaded, runner)
         return runner
+
+    @property
+    def _torch_precision(self) -> str:
+        """The precision the runner's torch model runs in: fp32 where another engine takes it over."""
+        return "fp32" if self.cfg["engine"] == "openvino" else self.cfg["precision"]
+
+    def _use_engine(self, runner: ClassifierRunner) -> None:
+        """Run the model on the `engine` setting's runtime: OpenVINO converts (and for int8
+        quantizes, calibrated on initialize's Docs) the torch model the runner holds."""
+        if self.cfg["engine"] != "openvino":
+            return
+        if not isinstance(runner.model, torch.nn.Module):  # a checkpoint shipped as an ONNX graph
+            raise DirectUseError(Errors.E079.format(engine="openvino", what=f"'{self._source}', shipped as an ONNX graph", fix='ONNX Runtime runs it as shipped: leave engine at "torch".'))
+        calibration = self._calibration_inputs(runner) if self._calibrates() else None
+        if self._calibrates() and not calibration:
+            logger.warning(
+                "%s: engine openvino, precision int8 without calibration examples: int8 weights only. "
+                "Calibrate on a few hundred of your sentences with nlp.initialize(lambda: examples)", self.factory_name()
+            )
+        output = "last_hidden_state" if runner.ENCODER else "logits"
+        runner.use_model(openvino_model(runner.model, self.cfg["precision"], output, calibration, self._saved_openvino(), runner.pad_id))
+
+    def _calibration_inputs(self, runner: ClassifierRunner) -> List[np.ndarray]:
+        """The windows of initialize's Docs, special tokens included, as this component reads them."""
+        docs = self._calibration_docs
+        if not docs:
+            return []
+        ids, alignments = (self._encode if self.reads_words else self._encode_text)(docs, runner)
+        windows = [(i, w) for i, (doc, alignment) in enumerate(zip(docs, alignments)) for w in self._windows(doc, alignment, runner.content_length)]
+        return [np.concatenate((runner.prefix, ids[i][start:end], runner.suffix)) for i, (start, end, _, _) in windows if end > start]
+
+    @property
+    def reads_words(self) -> bool:
+        """Whether the model reads the Doc's tokens as pre-split words (token classifiers), not
+        its running text."""
+        return self.TASK == "token"
+
+    def _saved_openvino(self) -> Optional[Path]:
+        """The OpenVINO model a saved pipeline holds for this precision, if it runs on OpenVINO."""
+        saved = Path(self._source) / SAVED_OPENVINO_FILES.get(self.cfg["precision"], "")
+        if self.cfg["engine"] == "openvino" and self._local_only and saved.is_file():
+            return saved
+        return None
 
     def _saved_int8(self) -> Optional[bytes]:
         """The int8 graph a saved pipeline holds, when it runs in int8."""
@@ -380,6 +444,8 @@ class DirectPipe(Pipe):
         self._tokenizer.save_pretrained(path)
         if isinstance(self._runner.model, Int8Classifier):
             (path / SAVED_INT8_FILE).write_bytes(self._runner.model.onnx_model)
+        if isinstance(self._runner.model, OpenVinoModel):
+            self._runner.model.save(path, self.cfg["precision"])
         readable_by_all(path)
 
     def _use_saved_model(self, path: Path) -> None:
@@ -437,6 +503,8 @@ def check_choice(cfg: Dict[str, Any], key: str, options: Tuple[str, ...]) -> Non
 
 def validate_shared_settings(cfg: Dict[str, Any]) -> None:
     check_choice(cfg, "precision", tuple(PRECISIONS))
+    check_choice(cfg, "engine", ENGINES)
+    check_engine(cfg["engine"], cfg["precision"], cfg["device"])
     check_choice(cfg, "window_mode", WINDOW_MODES)
     for key in ("forward_batch_size", "forward_batch_tokens", "window_size", "max_sentences_per_window"):
         if key == "forward_batch_tokens" and cfg[key] is None:
@@ -450,6 +518,18 @@ def validate_shared_settings(cfg: Dict[str, Any]) -> None:
         raise DirectUseError(Errors.E011.format(overlap=cfg["window_overlap"], size=cfg["window_size"]))
     if cfg.get("threshold") is not None:
         check_threshold(cfg["threshold"])
+
+
+def check_engine(engine: str, precision: str, device: Optional[str]) -> None:
+    """Refuse what an engine cannot run: OpenVINO and ONNX Runtime run on the CPU;
+    ONNX Runtime runs int8 (its fp32 and bf16 are the torch engine's); fp16 is a GPU's."""
+    if engine == "torch":
+        return
+    if device is not None and not str(device).startswith("cpu"):
+        raise DirectUseError(Errors.E079.format(engine=engine, what=f"on {device!r}", fix='It runs on the CPU: config={"device": "cpu"}, or engine "torch" on a GPU.'))
+    if engine == "onnxruntime" and precision != "int8" or precision == "fp16":
+        fix = 'Use precision "int8" on ONNX Runtime, or engine "openvino" (fp32, bf16, int8) or "torch".'
+        raise DirectUseError(Errors.E079.format(engine=engine, what=f"precision {precision!r}", fix=fix))
 
 
 def check_flag(key: str, value: Any) -> bool:

@@ -453,6 +453,18 @@ class Errors(metaclass=ErrorsWithCodes):
         "encoder, e.g. config={{\"model\": \"sentence-transformers/all-MiniLM-L6-v2\"}}; a token "
         "classifier's graph goes to direct_ner or direct_tagger."
     )
+    E077 = (
+        "engine \"openvino\" needs OpenVINO (and NNCF for int8), but '{missing}' is not "
+        "installed: pip install \"spacy-direct-use[openvino]\" (in a clone of the repository: "
+        "pip install -e \".[openvino]\"), or use config={{\"engine\": \"torch\"}}."
+    )
+    E078 = (
+        "OpenVINO could not convert '{name}': {reason}. Use config={{\"engine\": \"torch\"}} "
+        "for this checkpoint."
+    )
+    E079 = (
+        "engine {engine!r} cannot run {what}. {fix}"
+    )
     W001 = (
         "This Doc holds no direct_vectors data in doc.user_data, so restore_vectors has "
         "nothing to put back: Docs keep their vectors through DocBin only with "

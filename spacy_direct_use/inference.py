@@ -139,6 +139,11 @@ class ClassifierRunner:
         if pack and per_token and device.type == "cpu" and packable and isinstance(model, torch.nn.Module):  # an ONNX graph takes a 2D mask only
             self.mask_kind = packed_mask_kind(model, self._probe(), self.pad_id)
 
+    def use_model(self, model) -> None:
+        """Run `model` (another engine's, called as the torch model is) instead: one window per
+        row (packing needs torch's masks), no autocast."""
+        self.model, self.mask_kind, self.autocast_dtype = model, None, None
+
     @property
     def content_length(self) -> int:
         """The most sub-words a window may hold besides special tokens."""

@@ -54,7 +54,7 @@ def int8_classifier(
         raise DirectUseError(Errors.E036.format(missing=(err.name or "onnxruntime").split(".")[0])) from None
     if saved is not None:
         return _saved_int8_classifier(saved)
-    with tempfile.TemporaryDirectory() as tmp, _quiet():
+    with tempfile.TemporaryDirectory() as tmp, quiet():
         fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         _export(_HiddenStates(model) if output == "last_hidden_state" else model, fp32_path, per_token, output)
         quantize_dynamic(
@@ -121,7 +121,7 @@ def _head_matmuls(path: Path, n_labels: int) -> List[str]:
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """Silence the exporter's tracer warnings and the quantizer's advice to pre-process."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -130,9 +130,16 @@ class DirectNER(DirectPipe):
             key = token_level[0]
             raise DirectUseError(Errors.E075.format(key=key, value=self.cfg[key], mode=self.cfg["alignment_mode"]))
 
+    @property
+    def reads_words(self) -> bool:
+        return not self.reads_running_text
+
     def _load(self):
         if self.route == "gliner" and self.reads_running_text:
             raise DirectUseError(Errors.E074.format(name=self._source, mode=self.cfg["alignment_mode"]))
+        if self.route == "gliner" and self.cfg["engine"] != "torch":
+            fix = 'gliner runs it in torch: leave engine at "torch" (precision "bf16" runs on a CPU\'s bf16 units).'
+            raise DirectUseError(Errors.E079.format(engine=self.cfg["engine"], what=f"the GLiNER checkpoint '{self._source}'", fix=fix))
         if self.route == "token":
             if self._labels is not None:
                 self._refuse_labels(list(self._labels))

@@ -1,0 +1,161 @@
+"""engine "openvino": the checkpoint converted to OpenVINO and compiled for the CPU.
+
+OpenVINO fuses what is not a matrix product (layer norms, GELU, masks, transposes) into its
+kernels and runs bf16 and int8 on the CPU's bf16/int8 units, where torch and ONNX Runtime
+spend most of an int8 pass outside the matrix products (docs/speed.md). The model is
+converted once, with dynamic batch and length, from the torch model the component loaded
+(`ov.convert_model`); `precision` means what it means on every engine:
+
+- "fp32": compiled with fp32 inference (OpenVINO's CPU default on a bf16 CPU is bf16);
+- "bf16": compiled with bf16 inference (emulated, and slower, on a CPU without bf16 units);
+- "int8": NNCF's post-training quantization (its transformer preset, SmoothQuant and bias
+  correction), calibrated on the windows of the Docs `nlp.initialize(get_examples)` gave
+  (their texts only); without examples, int8 weights only (`nncf.compress_weights`).
+
+The converted (and quantized) model is saved inside the pipeline (SAVED_FILES) and read back
+by a saved pipeline instead of converting and calibrating again, so its output is the same.
+Needs the `openvino` extra: pip install "spacy-direct-use[openvino]".
+"""
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .errors import DirectUseError, Errors
+from .int8 import quiet
+
+ENGINES = ("torch", "onnxruntime", "openvino")
+SAVED_FILES = {"fp32": "openvino_fp32.xml", "bf16": "openvino_fp32.xml", "int8": "openvino_int8.xml"}
+"""The model file a saved pipeline holds per precision (with its .bin beside it); bf16 is a
+compile setting of the fp32 model."""
+INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+"""OpenVINO's inference precision hint per precision (int8: the quantized operations run in
+int8; the others in fp32, as the quantization was calibrated)."""
+CALIBRATION_BATCH = 16
+"""Windows per calibration batch (padded to the longest of the length-sorted batch)."""
+CALIBRATION_WINDOWS = 512
+"""At most this many windows calibrate int8 (NNCF's default subset is 300 samples)."""
+
+
+class OpenVinoModel:
+    """A compiled OpenVINO model called like the torch model it came from: keyword tensors in,
+    an object with one tensor attribute (`output`: "logits" or "last_hidden_state") out."""
+
+    def __init__(self, model, precision: str, output: str) -> None:
+        import openvino as ov
+
+        self.model, self.output = model, output
+        self.input_names = [port.get_any_name() for port in model.inputs]
+        core = ov.Core()
+        self.compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision]})
+        self.request = self.compiled.create_infer_request()
+
+    def __call__(self, **inputs: torch.Tensor) -> SimpleNamespace:
+        ids = inputs["input_ids"]
+        feed = {name: _as_int64(inputs.get(name), ids) for name in self.input_names}
+        result = self.request.infer(feed)
+        return SimpleNamespace(**{self.output: torch.from_numpy(np.array(result[0]))})
+
+    def save(self, directory: Path, precision: str) -> None:
+        import openvino as ov
+
+        ov.save_model(self.model, str(directory / SAVED_FILES[precision]), compress_to_fp16=False)
+
+
+def _as_int64(tensor: Optional[torch.Tensor], ids: torch.Tensor) -> np.ndarray:
+    """An input as the graph takes it; token_type_ids not given are zeros (one segment)."""
+    if tensor is None:
+        return np.zeros(tuple(ids.shape), dtype=np.int64)
+    return tensor.cpu().numpy().astype(np.int64)
+
+
+def openvino_model(
+    model: torch.nn.Module,
+    precision: str,
+    output: str,
+    calibration: Optional[Sequence[np.ndarray]],
+    saved: Optional[Path],
+    pad_id: int,
+) -> OpenVinoModel:
+    """The torch model (CPU, eval mode) in OpenVINO at `precision`: read from `saved` (a saved
+    pipeline's file), else converted, and quantized for int8 (on `calibration`: id sequences
+    with special tokens, as the component reads them; None: int8 weights only)."""
+    ov, nncf = _import(precision)
+    if saved is not None and saved.is_file():
+        return OpenVinoModel(ov.Core().read_model(str(saved)), precision, output)
+    converted = _convert(ov, model, output)
+    if precision == "int8":
+        if calibration:
+            batches = _calibration_batches(calibration, converted, pad_id)
+            converted = nncf.quantize(converted, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches))
+        else:
+            converted = nncf.compress_weights(converted)
+    return OpenVinoModel(converted, precision, output)
+
+
+def _import(precision: str):
+    try:
+        import openvino as ov
+    except ImportError:
+        raise DirectUseError(Errors.E077.format(missing="openvino")) from None
+    if precision != "int8":
+        return ov, None
+    try:
+        import nncf
+    except ImportError:
+        raise DirectUseError(Errors.E077.format(missing="nncf")) from None
+    return ov, nncf
+
+
+class _Output(torch.nn.Module):
+    """The model with its one output as a plain tensor (the converter traces keyword outputs
+    poorly), and token_type_ids where the model takes them."""
+
+    def __init__(self, model: torch.nn.Module, output: str) -> None:
+        super().__init__()
+        self.model, self.output = model, output
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        return getattr(self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids), self.output)
+
+
+class _OutputWithoutTypes(_Output):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return getattr(self.model(input_ids=input_ids, attention_mask=attention_mask), self.output)
+
+
+def _convert(ov, model: torch.nn.Module, output: str):
+    """ov.convert_model with dynamic batch and length."""
+    import inspect
+
+    takes_types = "token_type_ids" in inspect.signature(model.forward).parameters and getattr(model.config, "type_vocab_size", 0) > 1
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_types else [])
+    wrapper = (_Output if takes_types else _OutputWithoutTypes)(model, output)
+    example = {name: torch.ones(2, 8, dtype=torch.long) for name in names}
+    if takes_types:
+        example["token_type_ids"] = torch.zeros(2, 8, dtype=torch.long)
+    try:
+        with torch.inference_mode(), quiet():  # the tracer's warnings about shapes it cannot see
+            return ov.convert_model(wrapper, example_input=example, input=[(name, ov.PartialShape([-1, -1]), ov.Type.i64) for name in names])
+    except Exception as err:  # noqa: BLE001 - any conversion failure becomes a DirectUseError
+        name = getattr(model.config, "name_or_path", "") or type(model).__name__
+        raise DirectUseError(Errors.E078.format(name=name, reason=f"{type(err).__name__}: {err}".splitlines()[0])) from None
+
+
+def _calibration_batches(sequences: Sequence[np.ndarray], model, pad_id: int) -> List[Dict[str, np.ndarray]]:
+    """Length-sorted padded batches of the calibration windows, as the graph takes them."""
+    names = [port.get_any_name() for port in model.inputs]
+    ordered = sorted(sequences[:CALIBRATION_WINDOWS], key=len)
+    batches = []
+    for start in range(0, len(ordered), CALIBRATION_BATCH):
+        rows = ordered[start : start + CALIBRATION_BATCH]
+        width = max(len(row) for row in rows)
+        ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for r, row in enumerate(rows):
+            ids[r, : len(row)], mask[r, : len(row)] = row, 1
+        batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        batches.append({name: batch[name] for name in names})
+    return batches
