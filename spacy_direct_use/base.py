@@ -42,6 +42,10 @@ from .windows import WINDOW_MODES, Window, guess_sentence_starts, sentence_windo
 logger = logging.getLogger("spacy_direct_use")
 CALIBRATION_DOCS = 300
 """At most this many of initialize's Docs calibrate int8 (engine "openvino")."""
+MIN_CALIBRATION_WINDOWS = 16
+"""Fewer windows than this (no examples, or spaCy's own placeholder Doc "x y z" from a bare
+nlp.initialize()) quantize the weights only: activation ranges from so little text would
+be worse than none."""
 
 _LOAD_LOCK = threading.Lock()
 """Held while a model loads: one lock for all instances, as spaCy pickles a Pipe's
@@ -245,11 +249,13 @@ class DirectPipe(Pipe):
         if not isinstance(runner.model, torch.nn.Module):  # a checkpoint shipped as an ONNX graph
             raise DirectUseError(Errors.E079.format(engine="openvino", what=f"'{self._source}', shipped as an ONNX graph", fix='ONNX Runtime runs it as shipped: leave engine at "torch".'))
         calibration = self._calibration_inputs(runner) if self._calibrates() else None
-        if self._calibrates() and not calibration:
+        if calibration is not None and len(calibration) < MIN_CALIBRATION_WINDOWS:
             logger.warning(
-                "%s: engine openvino, precision int8 without calibration examples: int8 weights only. "
-                "Calibrate on a few hundred of your sentences with nlp.initialize(lambda: examples)", self.factory_name()
+                "%s: engine openvino, precision int8 with %d calibration windows (fewer than %d): int8 weights only. "
+                "Calibrate on a few hundred of your sentences: nlp.initialize(lambda: examples)",
+                self.factory_name(), len(calibration), MIN_CALIBRATION_WINDOWS,
             )
+            calibration = None
         output = "last_hidden_state" if runner.ENCODER else "logits"
         runner.use_model(openvino_model(runner.model, self.cfg["precision"], output, calibration, self._saved_openvino(), runner.pad_id))
 

@@ -1,0 +1,120 @@
+"""engine "openvino": every component's output equals torch's in fp32; int8 is calibrated by
+nlp.initialize on the examples' texts (weight-only without them), saved inside the pipeline
+and read back with identical output; what an engine cannot run is a coded error."""
+import sys
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import pytest
+import spacy
+from spacy.training import Example
+
+pytest.importorskip("openvino", reason="openvino not installed (pip install -e '.[openvino]')")
+
+from conftest import make_lookup_model, make_nli_classifier, make_sentence_encoder, make_sequence_classifier  # noqa: E402
+from spacy_direct_use import DirectUseError  # noqa: E402
+
+TEXTS = [
+    "Angela Merkel flew to Paris to meet Jane Doe .",
+    "The United Nations met in Berlin and London .",
+    "a b c d e f g h i j k l m n o p q r s t u v w x y z",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, bert_dir) -> Dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("openvino")
+    return {
+        "direct_ner": bert_dir,
+        "direct_textcat": make_sequence_classifier(tmp / "sst", ["NEGATIVE", "POSITIVE"]),
+        "direct_tagger": make_lookup_model(tmp / "upos", {"paris": "PROPN", "berlin": "PROPN"}, labels=["NOUN", "PROPN", "ADP", "VERB"], strength=3.0),
+        "direct_vectors": make_sentence_encoder(tmp / "encoder"),
+        "nli": make_nli_classifier(tmp / "nli", ["contradiction", "neutral", "entailment"]),
+    }
+
+
+def build(factory: str, model: Path, **config) -> spacy.Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe(factory, config={"model": str(model), **config})
+    return nlp
+
+
+def outputs(nlp: spacy.Language):
+    """What each component wrote, as numbers: entity spans and scores, cats, tags, vectors."""
+    result = []
+    for doc in nlp.pipe(TEXTS):
+        group = doc.spans.get("direct_ner")
+        result.append({
+            "ents": [(e.start, e.end, e.label_) for e in doc.ents],
+            "scores": list(group.attrs["scores"]) if group is not None else [],
+            "cats": doc.cats,
+            "pos": [t.pos_ for t in doc],
+            "vector": doc.vector.tolist() if doc.has_vector and len(doc) else [],
+        })  # fmt: skip
+    return result
+
+
+def assert_close(a, b, tolerance: float) -> None:
+    for x, y in zip(a, b):
+        assert x["ents"] == y["ents"] and x["pos"] == y["pos"] and set(x["cats"]) == set(y["cats"])
+        np.testing.assert_allclose(x["scores"], y["scores"], atol=tolerance)
+        np.testing.assert_allclose([x["cats"][k] for k in sorted(x["cats"])], [y["cats"][k] for k in sorted(y["cats"])], atol=tolerance)
+        np.testing.assert_allclose(x["vector"], y["vector"], atol=tolerance)
+
+
+@pytest.mark.parametrize("factory", ["direct_ner", "direct_textcat", "direct_tagger", "direct_vectors"])
+def test_fp32_equals_torch(factory, models):
+    expected = outputs(build(factory, models[factory]))
+    assert_close(outputs(build(factory, models[factory], engine="openvino")), expected, 1e-4)
+
+
+def test_zero_shot_nli_and_running_text_equal_torch(models):
+    labels = {"labels": ["sports", "politics"]}
+    expected = outputs(build("direct_textcat", models["nli"], **labels))
+    assert_close(outputs(build("direct_textcat", models["nli"], engine="openvino", **labels)), expected, 1e-4)
+    expected = outputs(build("direct_ner", models["direct_ner"], alignment_mode="split"))
+    assert_close(outputs(build("direct_ner", models["direct_ner"], alignment_mode="split", engine="openvino")), expected, 1e-4)
+
+
+@pytest.mark.slow
+def test_int8_calibrated_by_initialize_and_saved(models, tmp_path):
+    model = models["direct_ner"]
+    calibrated = build("direct_ner", model, engine="openvino", precision="int8")
+    calibrated.initialize(lambda: [Example(calibrated.make_doc(t), calibrated.make_doc(t)) for t in TEXTS * 8])
+    weights_only = build("direct_ner", model, engine="openvino", precision="int8")
+    weights_only.initialize()
+    calibrated.to_disk(tmp_path / "calibrated")
+    weights_only.to_disk(tmp_path / "weights_only")
+    graph = (tmp_path / "calibrated" / "direct_ner" / "model" / "openvino_int8.xml").read_text()
+    assert "FakeQuantize" in graph, "activations quantized on the examples"
+    assert "FakeQuantize" not in (tmp_path / "weights_only" / "direct_ner" / "model" / "openvino_int8.xml").read_text()
+    reloaded = spacy.load(tmp_path / "calibrated")
+    assert outputs(reloaded) == outputs(calibrated), "the saved quantized model, read back: identical output"
+    assert_close(outputs(calibrated), outputs(build("direct_ner", model)), 0.05)
+
+
+def test_what_an_engine_cannot_run_is_a_coded_error(models, tmp_path, monkeypatch):
+    with pytest.raises(DirectUseError, match=r"\[direct_ner E008\] Invalid setting engine='tensorrt'"):
+        build("direct_ner", models["direct_ner"], engine="tensorrt")
+    with pytest.raises(DirectUseError, match=r"\[direct_textcat E079\] engine 'openvino' cannot run on 'cuda'"):
+        build("direct_textcat", models["direct_textcat"], engine="openvino", device="cuda")
+    with pytest.raises(DirectUseError, match=r"\[direct_tagger E079\] engine 'onnxruntime' cannot run precision 'fp32'"):
+        build("direct_tagger", models["direct_tagger"], engine="onnxruntime")
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    nlp = build("direct_vectors", models["direct_vectors"], engine="openvino")
+    doc = nlp.make_doc("A text.")
+    with pytest.raises(DirectUseError, match=r"\[direct_vectors E077\].*spacy-direct-use\[openvino\]"):
+        nlp.get_pipe("direct_vectors")(doc)
+    assert not doc.user_data
+
+
+def test_gliner_checkpoint_is_refused_before_loading(tmp_path, monkeypatch):
+    model = tmp_path / "gliner"
+    model.mkdir()
+    (model / "gliner_config.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "gliner", None)
+    nlp = build("direct_ner", model, labels=["person"], engine="openvino")
+    with pytest.raises(DirectUseError, match=r"\[direct_ner E079\] engine 'openvino' cannot run the GLiNER checkpoint"):
+        nlp("Angela Merkel flew to Paris.")
