@@ -1,6 +1,8 @@
-"""How close each precision runs to this CPU's limit: direct_ner (CoNLL-2003) and direct_textcat
-(SST-2) in fp32, bf16 and int8, side by side in one run (interleaved rounds, best round), with
-the CPU's matrix-multiply peak measured here for each precision and the achieved GFLOP/s.
+"""How close each engine and precision runs to this CPU's limit: direct_ner (CoNLL-2003) and
+direct_textcat (SST-2) on torch (fp32, bf16), ONNX Runtime (int8, dynamic) and OpenVINO (fp32,
+bf16, int8 calibrated by nlp.initialize on --calibration-file's sentences: CoNLL-2003 dev),
+side by side in one run (interleaved rounds, best round), with the CPU's matrix-multiply peak
+measured here for each precision and the achieved GFLOP/s.
 
 Peak: torch.matmul (4096 x 384) @ (384 x 1536), the shape of a MiniLM feed-forward layer on
 a full batch, in fp32 and bf16; int8: ONNX Runtime's MatMulInteger on the same shape.
@@ -9,7 +11,7 @@ layers, 4 x window length x width per sub-word and layer for attention; special 
 counted, padding not) over the measured time, everything else (tokenizing, decoding) included.
 
   python scripts/precision_benchmark.py --ner-model ../shared/models/minilm-conll03 --conll-file ../shared/data/conll2003/eng.testb \
-      --textcat-model ../shared/models/minilm-sst2 --sst2 ../shared/data/sst2/test.tsv --max-docs 1500
+      --calibration-file ../shared/data/conll2003/eng.testa --textcat-model ../shared/models/minilm-sst2 --sst2 ../shared/data/sst2/test.tsv --max-docs 1500
 """
 import argparse
 import json
@@ -26,6 +28,8 @@ from spacy.training import Example
 from harness import read_gold, words_doc
 
 PRECISIONS = ("fp32", "bf16", "int8")
+SYSTEMS = (("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"))
+"""(engine, precision) pairs measured; torch fp32 is the baseline."""
 SHAPE = (4096, 384, 1536)
 
 
@@ -73,29 +77,30 @@ def flops_per_piece(model: torch.nn.Module, mean_window: float) -> float:
     return 2 * linear + 4 * config.num_hidden_layers * config.hidden_size * mean_window
 
 
-def measure(name: str, model_dir: str, docs_of, gold_docs, score, rounds: int) -> Dict[str, Dict[str, float]]:
+def measure(name: str, model_dir: str, docs_of, gold_docs, score, rounds: int, calibration: List[str]) -> Dict[str, Dict[str, float]]:
     pipelines = {}
-    for precision in PRECISIONS:
+    for engine, precision in SYSTEMS:
         nlp = spacy.blank("en")
-        pipe = nlp.add_pipe(name, config={"model": model_dir, "precision": precision})
-        nlp.initialize()
-        pipelines[precision] = (nlp, pipe)
-    runner = pipelines["fp32"][1]._runner
+        pipe = nlp.add_pipe(name, config={"model": model_dir, "precision": precision, "engine": engine})
+        nlp.initialize(lambda: [Example(nlp.make_doc(text), nlp.make_doc(text)) for text in calibration])
+        pipelines[f"{engine} {precision}"] = (nlp, pipe, precision)
+    baseline = "torch fp32"
+    runner = pipelines[baseline][1]._runner
     encodings = runner.encoder.encode_batch([[t.text for t in d if not t.is_space] for d in gold_docs], is_pretokenized=True, add_special_tokens=False)
     pieces = sum(len(e.ids) + len(runner.prefix) + len(runner.suffix) for e in encodings)
-    work = pieces * flops_per_piece(pipelines["fp32"][1]._model, pieces / len(encodings))
+    work = pieces * flops_per_piece(pipelines[baseline][1]._model, pieces / len(encodings))
     words = sum(len(d) for d in gold_docs)
-    best, quality = {p: float("inf") for p in PRECISIONS}, {}
+    best, quality = {key: float("inf") for key in pipelines}, {}
     for round_ in range(rounds):
-        for precision, (nlp, _) in pipelines.items():
+        for key, (nlp, _, _) in pipelines.items():
             docs = docs_of(nlp)
             start = time.perf_counter()
             predicted = list(nlp.pipe(docs, batch_size=64))
-            best[precision] = min(best[precision], time.perf_counter() - start)
+            best[key] = min(best[key], time.perf_counter() - start)
             if round_ == 0:
-                quality[precision] = score(predicted)
-    return {p: {"quality": quality[p], "words/s": round(words / best[p]), "x fp32": round(best["fp32"] / best[p], 2),
-                "GFLOP/s": round(work / best[p] / 1e9, 1)} for p in PRECISIONS}  # fmt: skip
+                quality[key] = score(predicted)
+    return {key: {"precision": precision, "quality": quality[key], "words/s": round(words / best[key]), "x torch fp32": round(best[baseline] / best[key], 2),
+                  "GFLOP/s": round(work / best[key] / 1e9, 1)} for key, (_, _, precision) in pipelines.items()}  # fmt: skip
 
 
 def main() -> None:
@@ -105,16 +110,19 @@ def main() -> None:
     parser.add_argument("--textcat-model")
     parser.add_argument("--sst2", type=Path)
     parser.add_argument("--max-docs", type=int, default=1500)
+    parser.add_argument("--calibration-file", type=Path, required=True, help="CoNLL file whose first --calibration-docs sentences calibrate OpenVINO int8 (dev)")
+    parser.add_argument("--calibration-docs", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     peaks = {p: round(gemm_peak(p), 1) for p in PRECISIONS}
     result = {"torch_threads": torch.get_num_threads(), "gemm_peak_GFLOP/s": peaks}
     golds = read_gold(args.conll_file, max_docs=args.max_docs)
+    calibration = [doc.text for doc in read_gold(args.calibration_file, max_docs=args.calibration_docs)]
 
     def ner_f1(predicted) -> float:
         return round(100 * Scorer.score_spans([Example(p, g) for p, g in zip(predicted, golds)], "ents")["ents_f"], 2)
 
-    result["direct_ner (CoNLL-2003 F1)"] = measure("direct_ner", args.ner_model, lambda nlp: [words_doc(nlp.vocab, g) for g in golds], golds, ner_f1, args.rounds)
+    result["direct_ner (CoNLL-2003 F1)"] = measure("direct_ner", args.ner_model, lambda nlp: [words_doc(nlp.vocab, g) for g in golds], golds, ner_f1, args.rounds, calibration)
     if args.textcat_model and args.sst2:
         rows = [line.rsplit("\t", 1) for line in args.sst2.read_text(encoding="utf8").splitlines()[1:] if "\t" in line]
         texts, labels = [t for t, _ in rows], ["POSITIVE" if y.strip() == "1" else "NEGATIVE" for _, y in rows]
@@ -123,11 +131,11 @@ def main() -> None:
         def accuracy(predicted) -> float:
             return round(100 * float(np.mean([max(d.cats, key=d.cats.get) == y for d, y in zip(predicted, labels)])), 2)
 
-        result["direct_textcat (SST-2 accuracy)"] = measure("direct_textcat", args.textcat_model, lambda nlp: [nlp.make_doc(t) for t in texts], tokenized, accuracy, args.rounds)
+        result["direct_textcat (SST-2 accuracy)"] = measure("direct_textcat", args.textcat_model, lambda nlp: [nlp.make_doc(t) for t in texts], tokenized, accuracy, args.rounds, calibration)
     for block in result.values():
-        if isinstance(block, dict) and "fp32" in block and isinstance(block["fp32"], dict):
-            for precision, row in block.items():
-                row["of peak"] = f"{100 * row['GFLOP/s'] / peaks[precision]:.0f}%"
+        if isinstance(block, dict) and "torch fp32" in block:
+            for row in block.values():
+                row["of peak"] = f"{100 * row['GFLOP/s'] / peaks[row['precision']]:.0f}%"
     print(json.dumps(result, indent=2))
 
 

@@ -16,9 +16,11 @@ The converted (and quantized) model is saved inside the pipeline (SAVED_FILES) a
 by a saved pipeline instead of converting and calibrating again, so its output is the same.
 Needs the `openvino` extra: pip install "spacy-direct-use[openvino]".
 """
+import contextlib
+import io
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -89,9 +91,11 @@ def openvino_model(
     if precision == "int8":
         if calibration:
             batches = _calibration_batches(calibration, converted, pad_id)
-            converted = nncf.quantize(converted, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches))
+            with _no_progress_bars():
+                converted = nncf.quantize(converted, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches))
         else:
-            converted = nncf.compress_weights(converted)
+            with _no_progress_bars():
+                converted = nncf.compress_weights(converted)
     return OpenVinoModel(converted, precision, output)
 
 
@@ -142,6 +146,13 @@ def _convert(ov, model: torch.nn.Module, output: str):
     except Exception as err:  # noqa: BLE001 - any conversion failure becomes a DirectUseError
         name = getattr(model.config, "name_or_path", "") or type(model).__name__
         raise DirectUseError(Errors.E078.format(name=name, reason=f"{type(err).__name__}: {err}".splitlines()[0])) from None
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """NNCF draws progress bars on standard output; a spaCy pipeline's output is the user's."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def _calibration_batches(sequences: Sequence[np.ndarray], model, pad_id: int) -> List[Dict[str, np.ndarray]]:
