@@ -118,3 +118,24 @@ def test_gliner_checkpoint_is_refused_before_loading(tmp_path, monkeypatch):
     nlp = build("direct_ner", model, labels=["person"], engine="openvino")
     with pytest.raises(DirectUseError, match=r"\[direct_ner E079\] engine 'openvino' cannot run the GLiNER checkpoint"):
         nlp("Angela Merkel flew to Paris.")
+
+
+@pytest.mark.slow
+def test_n_process_after_use_in_the_parent(models):
+    """Forked workers reuse the model compiled in the parent (run in a subprocess with a
+    timeout: a runtime whose thread pool does not survive fork would hang)."""
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import spacy
+        nlp = spacy.blank("en")
+        nlp.add_pipe("direct_ner", config={{"model": {str(models["direct_ner"])!r}, "engine": "openvino"}})
+        texts = {TEXTS[:2]!r} * 4
+        one = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]
+        two = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts, n_process=2, batch_size=2)]
+        assert one == two and any(one), (one, two)
+        print("same")
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "same" in run.stdout, run.stderr[-2000:]
