@@ -18,6 +18,7 @@ Needs the `openvino` extra: pip install "spacy-direct-use[openvino]".
 """
 import contextlib
 import io
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Dict, Iterator, List, Optional, Sequence
@@ -150,9 +151,16 @@ def _convert(ov, model: torch.nn.Module, output: str):
 
 @contextlib.contextmanager
 def _no_progress_bars() -> Iterator[None]:
-    """NNCF draws progress bars on standard output; a spaCy pipeline's output is the user's."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
+    """NNCF draws progress bars and tables on standard output (its logger's own handler); a
+    spaCy pipeline's output is the user's. Its warnings still show."""
+    nncf_logger = logging.getLogger("nncf")
+    level = nncf_logger.level
+    nncf_logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        nncf_logger.setLevel(level)
 
 
 def _calibration_batches(sequences: Sequence[np.ndarray], model, pad_id: int) -> List[Dict[str, np.ndarray]]:
