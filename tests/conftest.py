@@ -179,6 +179,19 @@ def bert_dir(tmp_path_factory) -> Path:
     return make_lookup_model(tmp_path_factory.mktemp("bert") / "model", WORDPIECE_RULES, "wordpiece")
 
 
+@pytest.fixture(scope="session")
+def component_models(tmp_path_factory, bert_dir) -> Dict[str, Path]:
+    """A tiny checkpoint for each component (and a zero-shot NLI one), built once per session."""
+    tmp = tmp_path_factory.mktemp("component_models")
+    return {
+        "direct_ner": bert_dir,
+        "direct_textcat": make_sequence_classifier(tmp / "sst", ["NEGATIVE", "POSITIVE"]),
+        "direct_tagger": make_lookup_model(tmp / "upos", {"paris": "PROPN", "berlin": "PROPN"}, labels=["NOUN", "PROPN", "ADP", "VERB"], strength=3.0),
+        "direct_vectors": make_sentence_encoder(tmp / "encoder"),
+        "nli": make_nli_classifier(tmp / "nli", ["contradiction", "neutral", "entailment"]),
+    }
+
+
 # -- real models and data (../shared) ---------------------------------------------------------------
 
 SHARED_VARIABLE = "SPACY_DIRECT_USE_SHARED"

@@ -11,23 +11,14 @@ import spacy
 from spacy.tokens import DocBin
 from thinc.api import ConfigValidationError
 
-from conftest import make_lookup_model, make_sentence_encoder, make_sequence_classifier
 from spacy_direct_use import DirectUseError
 from spacy_direct_use.textcat import LABEL_SETS_KEPT
 from spacy_direct_use.vectors import restore_vectors
 
-UPOS = ["NOUN", "PROPN", "ADP", "VERB"]
-
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, bert_dir) -> Dict[str, Path]:
-    tmp = tmp_path_factory.mktemp("contracts")
-    return {
-        "direct_ner": bert_dir,
-        "direct_textcat": make_sequence_classifier(tmp / "sst", ["NEGATIVE", "POSITIVE"]),
-        "direct_tagger": make_lookup_model(tmp / "upos", {"paris": "PROPN"}, labels=UPOS),
-        "direct_vectors": make_sentence_encoder(tmp / "encoder"),
-    }
+def models(component_models) -> Dict[str, Path]:
+    return component_models
 
 
 TEXTS = ["Angela Merkel flew to Paris.", "boom", "Jane Doe met London.", "Berlin and Paris."]

@@ -12,7 +12,6 @@ from spacy.training import Example
 
 pytest.importorskip("openvino", reason="openvino not installed (pip install -e '.[openvino]')")
 
-from conftest import make_lookup_model, make_nli_classifier, make_sentence_encoder, make_sequence_classifier  # noqa: E402
 from spacy_direct_use import DirectUseError  # noqa: E402
 
 TEXTS = [
@@ -24,15 +23,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, bert_dir) -> Dict[str, Path]:
-    tmp = tmp_path_factory.mktemp("openvino")
-    return {
-        "direct_ner": bert_dir,
-        "direct_textcat": make_sequence_classifier(tmp / "sst", ["NEGATIVE", "POSITIVE"]),
-        "direct_tagger": make_lookup_model(tmp / "upos", {"paris": "PROPN", "berlin": "PROPN"}, labels=["NOUN", "PROPN", "ADP", "VERB"], strength=3.0),
-        "direct_vectors": make_sentence_encoder(tmp / "encoder"),
-        "nli": make_nli_classifier(tmp / "nli", ["contradiction", "neutral", "entailment"]),
-    }
+def models(component_models) -> Dict[str, Path]:
+    return component_models
 
 
 def build(factory: str, model: Path, **config) -> spacy.Language:
