@@ -317,6 +317,29 @@ def test_any_text_gives_valid_entities(nlp, text):
     assert_valid(doc, text)
 
 
+@pytest.fixture(scope="module")
+def split_nlp(model_dirs, kind):
+    return make_nlp(model_dirs[kind], label_map=LABEL_MAP, alignment_mode="split")
+
+
+def boundaries(doc):
+    return {t.idx for t in doc} | {t.idx + len(t) for t in doc}
+
+
+@PROPERTY_SETTINGS
+@given(text=random_texts)
+def test_any_text_split_at_entity_edges_only(split_nlp, text):
+    """alignment_mode "split" on any text: valid entities on token edges, doc.text kept,
+    tokens only split (at entity edges), and a second call splits nothing more."""
+    before = boundaries(split_nlp.make_doc(text))
+    doc = split_nlp(text)
+    assert_valid(doc, text)
+    edges = {edge for span in doc.spans["direct_ner"] for edge in (span.start_char, span.end_char)}
+    assert before <= boundaries(doc) <= before | edges
+    tokens = [t.text for t in doc]
+    assert [t.text for t in split_nlp(doc)] == tokens
+
+
 @PROPERTY_SETTINGS
 @given(pairs=random_words)
 def test_any_tokenization_gives_valid_entities(nlp, pairs):
