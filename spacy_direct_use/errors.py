@@ -471,3 +471,49 @@ class Errors(metaclass=ErrorsWithCodes):
         "DocBin(store_user_data=True) (a default DocBin() drops them), and through "
         "Doc.to_bytes unless user_data is excluded."
     )
+    # -- categories fitted from a few examples (fitted_head.py): E090-E099 --------------------
+    E090 = (
+        "Fitting categories from examples needs scikit-learn (its LogisticRegression fits the "
+        "head): pip install \"spacy-direct-use[fewshot]\"."
+    )
+    E091 = (
+        "{n} of the {total} examples given to initialize have no cats on their reference Doc "
+        "(indices {indices}; the first: {text!r}), while others do: each example needs its "
+        "categories, e.g. reference.cats = {{\"Sports\": 1.0, \"World\": 0.0}}. Drop the "
+        "unlabelled ones, or give none with cats to initialize without fitting."
+    )
+    E092 = (
+        "The examples' cats name {unknown}, which are not among labels {labels}. Add them to "
+        "labels (config={{\"labels\": [...]}}), or fix the examples' cats."
+    )
+    E093 = (
+        "The {n} examples cannot fit a classifier: {labels} is all they show (one class only: "
+        "every example has the same category, or a multi-label category is set on every "
+        "example). Give examples of at least two categories (and, for multi_label, examples "
+        "without each category too)."
+    )
+    E094 = (
+        "No example of {without}: {n} examples for {n_labels} categories. Each category needs "
+        "at least one example (a few per category work best), or leave it out of labels."
+    )
+    E095 = (
+        "'{name}' has its own classification head (route {route!r}), so categories cannot be "
+        "fitted on it: examples with cats are fitted only on a sentence encoder's embeddings "
+        "(e.g. 'sentence-transformers/all-MiniLM-L6-v2'). Use this checkpoint as it is "
+        "(nlp.initialize() with no examples), or point config={{\"model\": ...}} at a "
+        "sentence encoder."
+    )
+    E096 = (
+        "The categories were fitted as {fitted} from examples; multi_label={asked!r} cannot "
+        "change that per call. Fit again with config={{\"multi_label\": {asked!r}}}, or leave "
+        "multi_label out of the call."
+    )
+    E097 = (
+        "{where} cannot be read: {detail}. Re-save the pipeline with nlp.to_disk(), or fit it "
+        "again with nlp.initialize(get_examples)."
+    )
+    E098 = (
+        "Example {index} marks {count} categories ({cats}; {text!r}), but the labels are "
+        "exclusive: each example needs exactly one at 1.0. For several categories per text "
+        "use config={{\"multi_label\": true}}."
+    )

@@ -7,11 +7,16 @@ a Doc longer than the model is read in windows (whole sentences packed up to
 mean of its windows', each weighted by the sub-words only it reads (its core), so
 every part of the text counts as much as its length and overlaps count once.
 Optionally each sentence is classified too (`spans_key`).
+
+On a sentence encoder, `nlp.initialize(get_examples)` with Examples whose reference Docs
+carry cats fits a linear head on the frozen embeddings (fitted_head.py), saved with the
+pipeline under model/.
 """
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 from spacy import registry
@@ -21,7 +26,9 @@ from spacy.tokens import Doc, Span, SpanGroup
 
 from .alignment import TokenAlignment
 from .base import SHARED_CONFIG, DirectPipe, check_flag
-from .errors import DirectUseError, Errors
+from .errors import DirectUseError, Errors, speaking_methods
+from .fitted_head import SAVED_FILE as HEAD_FILE
+from .fitted_head import FittedHead, examples_with_cats, read_targets
 from .inference import ClassifierRunner, fork_safe_torch
 from .loading import LoadedModel, read_json
 from .windows import Window, strided_windows, weighted_mean
@@ -90,6 +97,7 @@ class DirectTextCat(DirectPipe):
         check_template(self.cfg["hypothesis_template"])
         self._route: Optional[str] = None
         self._label_vectors: "OrderedDict[Tuple[str, ...], np.ndarray]" = OrderedDict()
+        self._head: Optional[FittedHead] = None  # categories fitted from examples (embedding route)
 
     @property
     def route(self) -> str:
@@ -108,12 +116,56 @@ class DirectTextCat(DirectPipe):
     def _use_saved_model(self, path) -> None:
         self._route = None  # decided again from the saved model's config
         super()._use_saved_model(path)
+        head = Path(path) / HEAD_FILE
+        self._head = FittedHead.from_bytes(head.read_bytes(), where=str(head)) if head.is_file() else None
+
+    def _save_model(self, path: Path) -> None:
+        super()._save_model(path)
+        if self._head is not None:
+            (path / HEAD_FILE).write_bytes(self._head.to_bytes())
+
+    # -- categories fitted from examples -------------------------------------------------
+
+    def initialize(self, get_examples: Optional[Callable] = None, *, nlp=None, examples: Optional[Callable] = None) -> None:
+        """Load the model; where the examples' reference Docs carry cats, fit the categories
+        on the encoder's frozen embeddings (fitted_head.py). `examples` (set in the config's
+        [initialize.components.<name>], e.g. a spacy.Corpus.v1 reader of a .spacy file) is
+        read instead of get_examples."""
+        source = (lambda: examples(nlp)) if examples is not None else get_examples
+        super().initialize(source, nlp=nlp)  # loads; with engine "openvino" int8, calibrates on the examples' texts
+        runner = self._ensure_loaded()
+        given: Iterable = source() if source is not None else []
+        gold = examples_with_cats(given)
+        if gold:
+            self._head = self.fit(gold, runner)
+
+    def fit(self, examples: List[Any], runner=None) -> FittedHead:
+        """A head fitted on the examples' embeddings (the encoder's weights do not change)."""
+        runner = runner or self._ensure_loaded()
+        if self.route != "embedding":
+            raise DirectUseError(Errors.E095.format(name=self._source, route=self.route))
+        targets, labels = read_targets(examples, list(self._labels) if self._labels else None, bool(self._multi_label))
+        vectors = self.doc_vectors([example.predicted for example in examples])
+        names = self._embedded_labels(runner, tuple(self._labels[label] for label in labels)) if self._labels else None
+        return FittedHead.fit(vectors, targets, labels, bool(self._multi_label), names)
+
+    def doc_vectors(self, docs: List[Doc]) -> np.ndarray:
+        """Each Doc's sentence embedding (n, dim), as direct_vectors writes it."""
+        runner = self._ensure_loaded()
+        reader = WindowReader(self._encode_text, runner.content_length, self._pooled(runner), [], runner.combine)
+        return np.stack([vector for _, vector, _ in self._read(docs, reader, sentences=False)])
+
+    @property
+    def fitted_head(self) -> Optional[FittedHead]:
+        """The categories fitted from examples (None where none were given)."""
+        return self._head
 
     def on_load(self, loaded: LoadedModel, runner: ClassifierRunner) -> None:
         if self.route == "nli":
             runner.activation = None  # the pair logits: nli_scores reads them as the pipeline does
         if self.route != "fine-tuned" and self._multi_label is None:
-            self._multi_label = False  # zero-shot labels are exclusive unless asked (the encoder route has no head to say)
+            # zero-shot labels are exclusive unless asked (the encoder has no head to say), fitted ones as fitted
+            self._multi_label = False if self._head is None else self._head.multi_label
 
     @classmethod
     def factory_name(cls) -> str:
@@ -128,14 +180,14 @@ class DirectTextCat(DirectPipe):
     @property
     def is_multi_label(self) -> Optional[bool]:
         """Whether the labels are independent (sigmoid); None until the model has loaded
-        when the multi_label setting is null."""
-        return self._multi_label
+        when the multi_label setting is null; a fitted head's own."""
+        return self._head.multi_label if self._head is not None else self._multi_label
 
     @property
     def labels(self) -> Tuple[str, ...]:
         """The categories written to doc.cats, after `label_map`: the `labels` setting's, else
-        the model's, in their order."""
-        names = list(self._labels) if self._labels is not None else None
+        the fitted head's, else the model's, in their order."""
+        names = list(self._labels) if self._labels is not None else (self._head.labels if self._head is not None else None)
         return tuple(label for label in self._mapped_labels(names) if label)
 
     def score(self, examples, **kwargs) -> Dict[str, Any]:
@@ -149,13 +201,16 @@ class DirectTextCat(DirectPipe):
         """Each Doc's label probabilities, and each sentence's where `spans_key` is set;
         `call_settings`: this call's labels, hypothesis_template or multi_label."""
         runner = self._ensure_loaded()
+        return self._read(docs, self._reader(runner, **call_settings), sentences=bool(self.cfg["spans_key"]))
+
+    def _read(self, docs: List[Doc], reader: WindowReader, sentences: bool) -> List[Prediction]:
+        runner = self._ensure_loaded()
         clock = time.perf_counter()
-        reader = self._reader(runner, **call_settings)
         ids, alignments = reader.encode(docs, runner)
         doc_windows = [self._windows(doc, alignment, reader.content_length) or [(0, 0, 0, 0)] for doc, alignment in zip(docs, alignments)]
-        sentences = [self._sentences(doc, alignment) if self.cfg["spans_key"] else [] for doc, alignment in zip(docs, alignments)]
+        doc_sentences = [self._sentences(doc, alignment) if sentences else [] for doc, alignment in zip(docs, alignments)]
         size, overlap = self._window_shape(reader.content_length)
-        sentence_windows = [[strided_windows(start, end, size, overlap) for _, _, start, end in doc_sents] for doc_sents in sentences]
+        sentence_windows = [[strided_windows(start, end, size, overlap) for _, _, start, end in doc_sents] for doc_sents in doc_sentences]
         flat = [(i, w) for i, windows in enumerate(doc_windows) for w in windows]
         flat += [(i, w) for i, doc_sents in enumerate(sentence_windows) for windows in doc_sents for w in windows]
         self._tick("tokenize", clock)
@@ -163,7 +218,7 @@ class DirectTextCat(DirectPipe):
         predictions = []
         for windows in doc_windows:
             predictions.append((reader.names, reader.combine(windows, [next(outputs) for _ in windows]), []))
-        for (_, _, per_sentence), doc_sents, windows_per_sent in zip(predictions, sentences, sentence_windows):
+        for (_, _, per_sentence), doc_sents, windows_per_sent in zip(predictions, doc_sentences, sentence_windows):
             for (start, end, _, _), windows in zip(doc_sents, windows_per_sent):
                 per_sentence.append((start, end, reader.combine(windows, [next(outputs) for _ in windows])))
         return predictions
@@ -177,6 +232,12 @@ class DirectTextCat(DirectPipe):
             if texts is not None and set(texts) != set(self._model_labels):
                 raise DirectUseError(Errors.E063.format(name=self._source, own=self._model_labels, labels=list(texts)))
             return WindowReader(self._encode, runner.content_length, lambda ids, flat: self._forward(runner, ids, flat), self._mapped_labels())
+        head = self._head if self._head is not None and (labels is None or set(texts or ()) == set(self._head.labels)) else None
+        if head is not None:
+            if multi_label is not None and bool(multi_label) != head.multi_label:
+                fitted = "multi-label" if head.multi_label else "exclusive"
+                raise DirectUseError(Errors.E096.format(fitted=fitted, asked=bool(multi_label)))
+            return self._head_reader(runner, head)
         if not texts:
             what = "an NLI checkpoint" if self.route == "nli" else "a sentence encoder (no classification head)"
             detail = f"'{self._source}' is {what}: it classifies into labels of your choosing, but none were given."
@@ -185,9 +246,17 @@ class DirectTextCat(DirectPipe):
         if self.route == "nli":
             return self._nli_reader(runner, list(texts.values()), template, multi, names)
         label_vectors = self._embedded_labels(runner, tuple(texts.values()))
-        pooled = lambda ids, flat: [p for p, _ in self._forward(runner, ids, flat)]  # noqa: E731
         scores = lambda windows, vectors: similarity_scores(runner.combine(windows, vectors), label_vectors, multi)  # noqa: E731
-        return WindowReader(self._encode_text, runner.content_length, pooled, names, scores)
+        return WindowReader(self._encode_text, runner.content_length, self._pooled(runner), names, scores)
+
+    def _head_reader(self, runner: ClassifierRunner, head: FittedHead) -> WindowReader:
+        """Each text's embedding (as direct_vectors writes it) through the fitted head."""
+        scores = lambda windows, vectors: head.scores(runner.combine(windows, vectors)[None])[0]  # noqa: E731
+        return WindowReader(self._encode_text, runner.content_length, self._pooled(runner), self._mapped_labels(head.labels), scores)
+
+    def _pooled(self, runner: ClassifierRunner) -> Callable:
+        """An encoder's pooled vector of each (Doc index, window)."""
+        return lambda ids, flat: [p for p, _ in self._forward(runner, ids, flat)]
 
     def _nli_reader(self, runner: ClassifierRunner, labels: List[str], template: str, multi: bool, names: List[Optional[str]]) -> WindowReader:
         """Each window read against every label's hypothesis, all pairs in one length-sorted run."""
@@ -251,6 +320,9 @@ class DirectTextCat(DirectPipe):
     @staticmethod
     def _cats(names: List[Optional[str]], probs: np.ndarray) -> Dict[str, float]:
         return {name: float(p) for name, p in zip(names, probs.tolist()) if name}
+
+
+speaking_methods(DirectTextCat, ("fit", "doc_vectors"))  # their messages are headed [direct_textcat Exxx] too
 
 
 def checkpoint_route(name: str, revision: Optional[str], local_only: bool, id2label: Optional[List[str]]) -> str:
