@@ -46,6 +46,7 @@ EXAMPLES: Dict[str, Examples] = {
     "direct_tagger": Examples("vblagoje/bert-english-uncased-finetuned-pos", '["ADJ", "ADP", "ADV", "AUX", ...]'),
     "direct_textcat": Examples("distilbert-base-uncased-finetuned-sst-2-english", '["NEGATIVE", "POSITIVE"]'),
     "direct_vectors": Examples("sentence-transformers/all-MiniLM-L6-v2", "[...]"),  # an encoder has no labels
+    "direct_rel": Examples("jackboyla/glirel-large-v0", '["Work_For", "Live_In", "Located_In"]'),
 }
 """Per factory name; a speaker not listed (the package itself) gets direct_ner's."""
 
@@ -464,6 +465,44 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     E079 = (
         "engine {engine!r} cannot run {what}. {fix}"
+    )
+    E080 = (
+        "'{name}' is read by the glirel package, which is not installed (missing: {missing}): "
+        "pip install \"spacy-direct-use[glirel]\" (in a clone of the repository: pip install -e \".[glirel]\")."
+    )
+    E081 = (
+        "direct_rel finds the relation types you name, and none were given. Name them, e.g. "
+        "config={{\"labels\": [\"Work_For\", \"Live_In\"]}}, or with the entity types each allows, "
+        "config={{\"labels\": {{\"Work_For\": {{\"allowed_head\": [\"PERSON\"], \"allowed_tail\": [\"ORG\"]}}}}}}, "
+        "or per call: nlp.pipe(texts, component_cfg={{\"direct_rel\": {{\"labels\": [...]}}}})."
+    )
+    E082 = (
+        "Relation labels {labels} cannot be read: {bad} ({why}). Give each relation type once, "
+        "as a non-empty string, e.g. [\"Work_For\", \"Live_In\"]."
+    )
+    E083 = (
+        "The constraints of relation label '{label}' are {value!r}; they must be a dict with "
+        "\"allowed_head\" and/or \"allowed_tail\", each a list of entity types (doc.ents labels), e.g. "
+        "{{\"allowed_head\": [\"PERSON\"], \"allowed_tail\": [\"ORG\", \"GPE\"]}}, or null for none."
+    )
+    E084 = (
+        "'{name}' is not a GLiREL checkpoint (it has no glirel_config.json), and direct_rel reads "
+        "relations with GLiREL only, e.g. config={{\"model\": \"jackboyla/glirel-large-v0\"}}. A token "
+        "classifier or GLiNER checkpoint goes to direct_ner, a sequence classifier to direct_textcat."
+    )
+    E085 = (
+        "'{name}' does not fit the architecture its glirel_config.json names: {n_missing} of the "
+        "model's tensors are missing from its weights (first: {missing}), and these differ in shape: "
+        "{wrong}. glirel would load it anyway (strict=False) and score with random layers; check "
+        "that model_name in glirel_config.json is the encoder the checkpoint was trained on."
+    )
+    E086 = (
+        "top_k={value!r}: give the number of relation types to keep per entity pair (a positive "
+        "integer, e.g. 1), or -1 for every type above the threshold."
+    )
+    E087 = (
+        "The relation prompt for {labels} alone fills the encoder's {limit} sub-words, leaving "
+        "none for the text. Name fewer relation types per call, or shorter ones."
     )
     W001 = (
         "This Doc holds no direct_vectors data in doc.user_data, so restore_vectors has "

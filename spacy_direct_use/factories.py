@@ -13,6 +13,9 @@ from .base import DirectPipe
 from .errors import speaking_for
 from .ner import DEFAULT_CONFIG as NER_CONFIG
 from .ner import DirectNER, EntsFilter
+from .relations import DEFAULT_CONFIG as REL_CONFIG
+from .relations import SCORE_WEIGHTS as REL_SCORE_WEIGHTS
+from .relations import DirectRel
 from .tagger import DEFAULT_CONFIG as TAGGER_CONFIG
 from .tagger import DirectTagger
 from .textcat import DEFAULT_CONFIG as TEXTCAT_CONFIG
@@ -200,3 +203,29 @@ def make_direct_vectors(
     """Run a sentence-embedding checkpoint (sentence-transformers layout, or any encoder with
     `pooling`) and write its vector of each Doc to doc.vector (and its tokens' to token.vector)."""
     return _build(DirectVectors, locals())
+
+
+@Language.factory(
+    "direct_rel",
+    default_config=REL_CONFIG,
+    assigns=["doc._.rel"],
+    requires=["doc.ents"],
+    default_score_weights=REL_SCORE_WEIGHTS,
+)
+def make_direct_rel(
+    nlp: Language,
+    name: str,
+    model: Optional[str],
+    revision: Optional[str],
+    labels: LabelsSetting,
+    threshold: float,
+    top_k: int,
+    forward_batch_size: int,
+    forward_batch_tokens: Optional[int],
+    max_sentences_per_window: int,
+    device: Optional[str],
+    scorer: Optional[Callable],
+) -> DirectRel:
+    """Write a GLiREL checkpoint's relations between the Doc's entities (doc.ents) to doc._.rel,
+    of the relation types named in `labels` (a list, or label -> allowed head/tail entity types)."""
+    return _build(DirectRel, locals())

@@ -28,12 +28,12 @@ from spacy.tokens import Doc
 
 from .alignment import doc_words
 from .errors import DirectUseError, Errors, first_line
-from .inference import PRECISIONS, length_batches, using_tokenizers
+from .inference import PRECISIONS, length_batches, piece_limit, using_tokenizers
+from .inference import first_pieces as first_pieces_of
 from .loading import GLINER_CONFIG, quiet_transformers, read_json
 from .windows import Window, word_windows
 
 Entity = Tuple[int, int, str, float]  # start token, end token, label, score
-LARGE_LIMIT = 1_000_000  # tokenizers without a sub-word limit say 1e30
 CPU_BATCH_WORDS = 512
 """Most padded words per forward pass on CPU (forward_batch_tokens null): each word carries
 max_width span rows, so passes are smaller than a token classifier's. Chosen on CoNLL-2003 dev
@@ -76,7 +76,7 @@ class GlinerReader:
         self.collator = model.create_collator()
         self.max_len = int(model.config.max_len)
         self.max_width = int(model.config.max_width)
-        self.piece_limit = _piece_limit(model, self.tokenizer)
+        self.piece_limit = piece_limit(self.tokenizer, getattr(model.config, "encoder_config", None))
         self.batch_size, self.batch_words = batch_size, batch_words
 
     def prompt_pieces(self, prompts: List[str]) -> int:
@@ -93,7 +93,7 @@ class GlinerReader:
         if max_pieces < 1:
             raise DirectUseError(Errors.E073.format(limit=self.piece_limit, labels=names))
         words = [doc_words(doc) for doc in docs]
-        first_pieces = self._first_pieces([doc_w for doc_w, _ in words])
+        first_pieces = first_pieces_of(self.tokenizer, [doc_w for doc_w, _ in words])
         overlap = 2 * self.max_width  # a span starting in a core lies wholly inside its window
         flat: List[Tuple[int, Window]] = [
             (i, window)
@@ -118,24 +118,6 @@ class GlinerReader:
             )
         return entities
 
-    def _first_pieces(self, doc_word_lists: List[List[str]]) -> List[np.ndarray]:
-        """Per Doc, each word's first sub-word index then the total (n_words + 1,), as the
-        model's tokenizer splits pre-split words (as gliner's processor calls it)."""
-        if not self.tokenizer.is_fast:  # no word_ids(): a word's pieces do not depend on its neighbours
-            counts = {w: len(self.tokenizer.tokenize(w)) for words in doc_word_lists for w in set(words)}
-            return [np.concatenate(([0], np.cumsum([counts[w] for w in words], dtype=np.int64))) for words in doc_word_lists]
-        non_empty = [words for words in doc_word_lists if words]
-        encoded = self.tokenizer(non_empty, is_split_into_words=True, add_special_tokens=False, verbose=False) if non_empty else None
-        result, k = [], 0
-        for words in doc_word_lists:
-            counts = np.zeros(len(words), dtype=np.int64)
-            if words:
-                word_ids = np.array([w for w in encoded.word_ids(k) if w is not None], dtype=np.int64)
-                counts = np.bincount(word_ids, minlength=len(words))
-                k += 1
-            result.append(np.concatenate(([0], np.cumsum(counts))))
-        return result
-
     def _run(self, window_words: List[List[str]], prompts: List[str], names: List[str], threshold: float, flat_ner: bool) -> List[list]:
         """gliner's decoded spans (word indices within the window, end inclusive) per window."""
         found: List[list] = [[] for _ in window_words]
@@ -149,16 +131,6 @@ class GlinerReader:
             for i, window_spans in zip(batch, decoded):
                 found[i] = window_spans
         return found
-
-
-def _piece_limit(model, tokenizer) -> int:
-    """The sub-words one encoder pass may hold: the tokenizer's limit (gliner's processor
-    truncates there), else the encoder's positions."""
-    limit = getattr(tokenizer, "model_max_length", None) or LARGE_LIMIT
-    if limit >= LARGE_LIMIT:
-        encoder_config = getattr(model.config, "encoder_config", None)
-        limit = getattr(encoder_config, "max_position_embeddings", None) or 512
-    return int(limit)
 
 
 def entity_labels(labels: Optional[Dict[str, str]], name: Union[str, Path]) -> Dict[str, str]:

@@ -325,3 +325,34 @@ def model_max_length(model, tokenizer) -> int:
     limits = [n for n in (positions, tokenizer.model_max_length) if isinstance(n, int) and 0 < n < 1_000_000]
     return min(limits, default=512)
 
+
+
+LARGE_LIMIT = 1_000_000  # tokenizers without a sub-word limit say 1e30
+
+
+def piece_limit(tokenizer, encoder_config=None) -> int:
+    """The sub-words one encoder pass may hold (a span model's: GLiNER, GLiREL): the tokenizer's
+    limit (gliner's processor truncates there), else the encoder's positions, else 512."""
+    limit = getattr(tokenizer, "model_max_length", None) or LARGE_LIMIT
+    if limit >= LARGE_LIMIT:
+        limit = getattr(encoder_config, "max_position_embeddings", None) or 512
+    return int(limit)
+
+
+def first_pieces(tokenizer, doc_word_lists: List[List[str]]) -> List[np.ndarray]:
+    """Per Doc, each word's first sub-word index then the total (n_words + 1,), as a transformers
+    tokenizer splits pre-split words (as gliner's processor and glirel's embedding layer call it)."""
+    if not tokenizer.is_fast:  # no word_ids(): a word's pieces do not depend on its neighbours
+        counts = {w: len(tokenizer.tokenize(w)) for words in doc_word_lists for w in set(words)}
+        return [np.concatenate(([0], np.cumsum([counts[w] for w in words], dtype=np.int64))) for words in doc_word_lists]
+    non_empty = [words for words in doc_word_lists if words]
+    encoded = tokenizer(non_empty, is_split_into_words=True, add_special_tokens=False, verbose=False) if non_empty else None
+    result, k = [], 0
+    for words in doc_word_lists:
+        counts = np.zeros(len(words), dtype=np.int64)
+        if words:
+            word_ids = np.array([w for w in encoded.word_ids(k) if w is not None], dtype=np.int64)
+            counts = np.bincount(word_ids, minlength=len(words))
+            k += 1
+        result.append(np.concatenate(([0], np.cumsum(counts))))
+    return result

@@ -54,6 +54,8 @@ or label check applies to it."""
 
 GLINER_CONFIG = "gliner_config.json"
 """The file that marks a GLiNER checkpoint (read by the gliner package, not transformers)."""
+GLIREL_CONFIG = "glirel_config.json"
+"""The file that marks a GLiREL checkpoint (read by the glirel package; direct_rel)."""
 
 NO_TOKENIZER_FILES = "no tokenizer files (tokenizer.json, vocab.txt, ...) that transformers can read"
 
@@ -259,7 +261,7 @@ def check_model_path(name: str) -> None:
         raise DirectUseError(
             Errors.E013.format(path=name, detail="it is a file, not a directory", hint=f"; did you mean '{path.parent}'?")
         )
-    if not any((path / name).is_file() for name in ("config.json", "modules.json", GLINER_CONFIG)):
+    if not any((path / name).is_file() for name in ("config.json", "modules.json", GLINER_CONFIG, GLIREL_CONFIG)):
         nested = _nested_model_dirs(path)
         hint = f"; did you mean {' or '.join(repr(str(d)) for d in nested)}?" if nested else ""
         raise DirectUseError(Errors.E013.format(path=name, detail="the directory has no config.json", hint=hint))

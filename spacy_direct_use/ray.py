@@ -12,8 +12,9 @@ Each actor loads the pipeline once, whichever direct_* components (and other spa
 components) it holds; every batch keeps its columns and gains `entities`
 (ENTITIES_TYPE: the same Arrow type in every batch, so Parquet files always agree), and
 `cats` (CATS_TYPE: every label with its probability) where the pipeline has a direct_textcat,
-and `tokens` (TOKENS_TYPE: each token's offsets, text, pos, tag and morph) where it has a
-direct_tagger.
+`tokens` (TOKENS_TYPE: each token's offsets, text, pos, tag and morph) where it has a
+direct_tagger, and `relations` (RELATIONS_TYPE: head and tail as in `entities`, label, score)
+where it has a direct_rel.
 Needs the `ray` extra: pip install "spacy-direct-use[ray]" (E046 says so when it is missing).
 `DirectNERPredictor` is the name from when direct_ner was the only component.
 """
@@ -34,6 +35,7 @@ except ImportError as err:  # the `ray` extra is not installed
     raise ModuleNotFoundError(Errors.E046.format(what="spacy_direct_use.ray", missing=missing), name=missing) from None
 from .base import DirectPipe
 from .ner import DirectNER
+from .relations import DirectRel, relations
 from .tagger import DirectTagger
 from .textcat import DirectTextCat
 from .vectors import DirectVectors
@@ -56,12 +58,16 @@ TOKENS_TYPE = pa.list_(
     pa.struct([(name, pa.int64()) for name in ("start_char", "end_char")] + [(name, pa.string()) for name in ("text", "pos", "tag", "morph")])
 )
 TOKENS_COLUMN = "tokens"
+RELATIONS_TYPE = pa.list_(
+    pa.struct([("head", ENTITY_TYPE), ("tail", ENTITY_TYPE), ("label", pa.string()), ("score", pa.float64())])
+)
+RELATIONS_COLUMN = "relations"
 VECTOR_COLUMN = "vector"  # fixed-size list of float32 (null for a row with no text)
 Batch = Any  # what map_batches hands over: pyarrow.Table, pandas.DataFrame or dict of numpy arrays
 
 
 class DirectPredictor:
-    """Adds an `entities` column to each batch (and `cats`, `tokens` as the pipeline's direct_*
+    """Adds an `entities` column to each batch (and `cats`, `tokens`, `relations` as the pipeline's direct_*
     components write them), from a spaCy pipeline loaded once per Ray actor.
 
     pipeline: a saved pipeline directory (nlp.to_disk, `spacy assemble`) or an installed package name,
@@ -94,7 +100,7 @@ class DirectPredictor:
         self.text_key = text_key
         self.on_bad_text = on_bad_text
         self.spans_keys = []
-        self.with_cats = self.with_tokens = False
+        self.with_cats = self.with_tokens = self.with_relations = False
         self.vector_width: Optional[int] = None
         for _, component in self.nlp.pipeline:
             if isinstance(component, DirectPipe):
@@ -105,6 +111,7 @@ class DirectPredictor:
                 self.spans_keys.append(component.cfg["spans_key"])
             self.with_cats |= isinstance(component, DirectTextCat)
             self.with_tokens |= isinstance(component, DirectTagger)
+            self.with_relations |= isinstance(component, DirectRel)
             if isinstance(component, DirectVectors):
                 self.vector_width = component.width
 
@@ -114,9 +121,17 @@ class DirectPredictor:
         entities: List[List[Dict[str, Any]]] = [[] for _ in texts]
         cats: List[List[Dict[str, Any]]] = [[] for _ in texts]
         tokens: List[List[Dict[str, Any]]] = [[] for _ in texts]
+        rels: List[List[Dict[str, Any]]] = [[] for _ in texts]
         vectors: List[Optional[Any]] = [None for _ in texts]
         for i, doc in zip(good, self.nlp.pipe([texts[i] for i in good], batch_size=max(len(good), 1))):
             entities[i] = self._entities(doc)
+            if self.with_relations:
+                index = {(ent.start, ent.end): k for k, ent in enumerate(doc.ents)}
+                rels[i] = [
+                    {"head": entities[i][index[(r.head.start, r.head.end)]], "tail": entities[i][index[(r.tail.start, r.tail.end)]],
+                     "label": r.label, "score": r.score}
+                    for r in relations(doc)
+                ]  # fmt: skip
             cats[i] = [{"label": label, "score": float(score)} for label, score in doc.cats.items()]
             if self.vector_width:
                 vectors[i] = doc.vector
@@ -132,6 +147,8 @@ class DirectPredictor:
             added[CATS_COLUMN] = pa.array(cats, type=CATS_TYPE)
         if self.with_tokens:
             added[TOKENS_COLUMN] = pa.array(tokens, type=TOKENS_TYPE)
+        if self.with_relations:
+            added[RELATIONS_COLUMN] = pa.array(rels, type=RELATIONS_TYPE)
         if self.vector_width:
             added[VECTOR_COLUMN] = pa.array(vectors, type=pa.list_(pa.float32(), self.vector_width))
         table = table.drop_columns([c for c in added if c in table.column_names])  # annotating annotated data replaces them

@@ -81,11 +81,15 @@ def weighted_mean(windows: List[Window], probs: List[np.ndarray]) -> np.ndarray:
     return (np.stack(probs).astype(np.float64) * weights[:, None]).sum(axis=0) / weights.sum()
 
 
-def word_windows(first_piece: np.ndarray, sentence_starts: Sequence[int], max_words: int, max_pieces: int, overlap: int) -> List[Window]:
+def word_windows(
+    first_piece: np.ndarray, sentence_starts: Sequence[int], max_words: int, max_pieces: int, overlap: int,
+    max_sentences: int = 0,
+) -> List[Window]:  # fmt: skip
     """Windows in word indices that fit two limits at once: at most `max_words` words and
     `max_pieces` sub-words (a span model such as GLiNER has both). Whole sentences are
-    packed while both hold; a sentence over either is read in strides that overlap by
-    `overlap` words, cores split in the middle of each overlap.
+    packed while both hold (and, where `max_sentences` is set, at most that many per
+    window); a sentence over either is read in strides that overlap by `overlap` words,
+    cores split in the middle of each overlap.
 
     first_piece: (n_words + 1,) each word's first sub-word index, then the total.
     """
@@ -98,14 +102,17 @@ def word_windows(first_piece: np.ndarray, sentence_starts: Sequence[int], max_wo
 
     bounds = sorted({int(s) for s in sentence_starts if 0 < s < n_words} | {0, n_words}) if n_words else []
     windows: List[Window] = []
-    pack_start = 0
+    pack_start, packed = 0, 0
     for sent_start, sent_end in zip(bounds[:-1], bounds[1:]):
-        if sent_start > pack_start and fitting_end(pack_start, sent_end) < sent_end:
+        full = bool(max_sentences) and packed >= max_sentences
+        if sent_start > pack_start and (full or fitting_end(pack_start, sent_end) < sent_end):
             windows.append((pack_start, sent_start, pack_start, sent_start))
-            pack_start = sent_start
+            pack_start, packed = sent_start, 0
         if fitting_end(sent_start, sent_end) < sent_end:  # one sentence over a limit: strides
             windows.extend(_word_strides(sent_start, sent_end, fitting_end, overlap))
-            pack_start = sent_end
+            pack_start, packed = sent_end, 0
+        else:
+            packed += 1
     if pack_start < n_words:
         windows.append((pack_start, n_words, pack_start, n_words))
     return windows

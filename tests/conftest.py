@@ -352,13 +352,9 @@ def make_nli_classifier(path: Path, labels: List[str], kind: str = "wordpiece", 
     return path
 
 
-def make_gliner(path: Path, max_len: int = 384, max_positions: int = 64, seed: int = 0, span_mode: str = "markerV0") -> Path:
-    """A GLiNER checkpoint saved with the gliner package (gliner_config.json, weights,
-    tokenizer): random weights over a 1-layer BERT encoder with the WordPiece tokenizer of
-    conftest (at most `max_positions` sub-words), its prompt projection scaled so span
-    scores spread over (0, 1) rather than sit at 0.5."""
-    from gliner import GLiNER, GLiNERConfig
-
+def tiny_backbone(path: Path, max_positions: int, seed: int) -> Path:
+    """A 1-layer BERT with conftest's WordPiece tokenizer (at most `max_positions` sub-words),
+    saved beside `path` as the encoder of a span model (GLiNER, GLiREL); seeds torch."""
     tokenizer = train_tokenizer("wordpiece")
     tokenizer.model_max_length = max_positions
     backbone = path.parent / f"{path.name}-encoder"
@@ -369,6 +365,17 @@ def make_gliner(path: Path, max_len: int = 384, max_positions: int = 64, seed: i
     torch.manual_seed(seed)
     BertModel(encoder).save_pretrained(backbone)
     tokenizer.save_pretrained(backbone)
+    return backbone
+
+
+def make_gliner(path: Path, max_len: int = 384, max_positions: int = 64, seed: int = 0, span_mode: str = "markerV0") -> Path:
+    """A GLiNER checkpoint saved with the gliner package (gliner_config.json, weights,
+    tokenizer): random weights over a 1-layer BERT encoder with the WordPiece tokenizer of
+    conftest (at most `max_positions` sub-words), its prompt projection scaled so span
+    scores spread over (0, 1) rather than sit at 0.5."""
+    from gliner import GLiNER, GLiNERConfig
+
+    backbone = tiny_backbone(path, max_positions, seed)
     config = GLiNERConfig(model_name=str(backbone), max_width=4, max_len=max_len, hidden_size=32, dropout=0.0, span_mode=span_mode)
     with quiet_transformers(progress_bar=False):
         model = GLiNER.from_config(config, backbone_from_pretrained=True)
@@ -377,4 +384,33 @@ def make_gliner(path: Path, max_len: int = 384, max_positions: int = 64, seed: i
                 if not name.startswith("token_rep_layer") and param.dim() > 1:
                     param.normal_(0.0, 0.15)
         model.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+GLIREL_SKIP = "glirel is not installed: pip install -e \".[glirel]\" (direct_rel on GLiREL checkpoints)"
+HAS_GLIREL = importlib.util.find_spec("glirel") is not None and importlib.util.find_spec("loguru") is not None
+
+
+def make_glirel(path: Path, max_len: int = 384, max_positions: int = 64, seed: int = 0, markers: bool = False, refine: bool = False) -> Path:
+    """A GLiREL checkpoint saved with the glirel package (glirel_config.json, pytorch_model.bin;
+    model_name a local 1-layer BERT with conftest's WordPiece tokenizer, at most `max_positions`
+    sub-words): random weights, its relation layers scaled so pair scores spread over (0, 1)."""
+    import argparse
+
+    from glirel import GLiREL
+
+    backbone = tiny_backbone(path, max_positions, seed)
+    config = argparse.Namespace(
+        model_name=str(backbone), fine_tune=True, subtoken_pooling="first", hidden_size=64 if refine else 32, rel_mode="marker",
+        span_marker_mode="markerv1", max_width=12, dropout=0.0, refine_relation=refine, refine_prompt=refine, ffn_mul=2,
+        scorer="dot", label_embed_strategy="ent_token", max_entity_pair_distance=None, max_len=max_len,
+        fixed_relation_types=True, add_entity_markers=markers, loss_func="binary_cross_entropy_loss", device="cpu",
+    )  # fmt: skip
+    with quiet_transformers(progress_bar=False):
+        model = GLiREL(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if not name.startswith("token_rep_layer") and param.dim() > 1:
+                param.normal_(0.0, 0.15)
+    model.save_pretrained(path)
     return path

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spacy_direct_use import DirectUseError
+from spacy_direct_use.inference import first_pieces
 from spacy_direct_use.windows import word_windows
 
 from conftest import make_gliner, make_nlp
@@ -185,7 +186,7 @@ def test_long_sentence_in_strides_within_the_encoder(tmp_path):
     assert len(seen) >= 1 and all(width <= 64 for width, _, _ in seen)
     assert all(masked == n for _, maxima, lengths in seen for masked, n in zip(maxima, lengths)), "no word cut off"
 
-    first_piece = reader._first_pieces([words])[0]
+    first_piece = first_pieces(reader.tokenizer, [words])[0]
     windows = word_windows(first_piece, [0], reader.max_len, 64 - reader.prompt_pieces(LABELS), 2 * reader.max_width)
     assert len(windows) > 3
     expected = []
@@ -206,14 +207,13 @@ def test_word_pieces_without_a_fast_tokenizer(gliner_dir):
     """A slow tokenizer has no word_ids(): each word's pieces are counted alone, the same counts."""
     reader = make_nlp(gliner_dir, labels=LABELS).get_pipe("direct_ner")._ensure_loaded()
     words = [TEXTS[3].split(), [], ["a", "Washingtonians", "Geneva"]]
-    fast = reader._first_pieces(words)
+    fast = first_pieces(reader.tokenizer, words)
 
     class Slow:
         is_fast = False
         tokenize = reader.tokenizer.tokenize
 
-    reader.tokenizer = Slow()
-    assert [f.tolist() for f in reader._first_pieces(words)] == [f.tolist() for f in fast]
+    assert [f.tolist() for f in first_pieces(Slow(), words)] == [f.tolist() for f in fast]
     assert fast[1].tolist() == [0] and fast[2][-1] >= 3
 
 
