@@ -66,8 +66,8 @@ def test_labels_are_known_after_spacy_load_and_in_meta(bert_dir, tmp_path):
 
 
 def test_a_pipeline_whose_source_is_gone_still_loads(bert_dir, tmp_path):
-    """Only add_pipe checks the path: spacy.load and from_bytes build from a config whose
-    model path may be gone (another machine, a deleted checkpoint)."""
+    """spacy.load and from_bytes build from a config whose model path may be gone (another
+    machine, a deleted checkpoint): the path is checked only when the model loads from it."""
     import shutil
 
     source = shutil.copytree(bert_dir, tmp_path / "source")
@@ -79,7 +79,7 @@ def test_a_pipeline_whose_source_is_gone_still_loads(bert_dir, tmp_path):
     copy = spacy.util.load_model_from_config(nlp.config)
     assert ents(copy.from_bytes(data)(TEXT)) == EXPECTED
     with pytest.raises(DirectNERError, match="does not exist"):
-        make_nlp(source)
+        make_nlp(source).initialize()
 
 
 def test_saved_files_are_readable_by_others(bert_dir, tmp_path):
