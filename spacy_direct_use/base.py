@@ -248,6 +248,7 @@ class DirectPipe(Pipe):
             return
         if not isinstance(runner.model, torch.nn.Module):  # a checkpoint shipped as an ONNX graph
             raise DirectUseError(Errors.E079.format(engine="openvino", what=f"'{self._source}', shipped as an ONNX graph", fix='ONNX Runtime runs it as shipped: leave engine at "torch".'))
+        saved = self._saved_openvino()
         calibration = self._calibration_inputs(runner) if self._calibrates() else None
         if calibration is not None and len(calibration) < MIN_CALIBRATION_WINDOWS:
             logger.warning(
@@ -257,7 +258,7 @@ class DirectPipe(Pipe):
             )
             calibration = None
         output = "last_hidden_state" if runner.ENCODER else "logits"
-        runner.use_model(openvino_model(runner.model, self.cfg["precision"], output, calibration, self._saved_openvino(), runner.pad_id))
+        runner.use_model(openvino_model(runner.model, self.cfg["precision"], output, calibration, saved, runner.pad_id))
 
     def _calibration_inputs(self, runner: ClassifierRunner) -> List[np.ndarray]:
         """The windows of initialize's Docs, special tokens included, as this component reads them."""
