@@ -140,6 +140,25 @@ class DirectPipe(Pipe):
             self._model_labels = list(known)
         return self._model_labels
 
+    @property
+    def runner(self):
+        """What runs the checkpoint's forward passes (loads the model on first use): a
+        benchmark's handle on the encoder, its tokenizer and the model it runs."""
+        return self._ensure_loaded()
+
+    @property
+    def hf_model(self):
+        """The checkpoint as loaded (a transformers or GLiNER model, or an ONNX graph's
+        wrapper), before any engine or precision took it over; loads it on first use."""
+        self._ensure_loaded()
+        return self._model
+
+    @property
+    def hf_tokenizer(self):
+        """The checkpoint's Hugging Face tokenizer (loads the model on first use)."""
+        self._ensure_loaded()
+        return self._tokenizer
+
     # -- what a component adds ----------------------------------------------------------
 
     def check_labels(self, labels: List[str], name: str) -> None:
