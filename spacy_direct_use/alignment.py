@@ -22,7 +22,8 @@ import numpy as np
 from spacy.attrs import IDX, IS_SPACE, ORTH
 from spacy.tokens import Doc
 
-from .inference import using_tokenizers
+from .inference import encode_batch
+from .forking import using_tokenizers
 
 AGGREGATIONS = ("first", "average", "max")
 
@@ -90,3 +91,16 @@ def text_pieces(docs: List[Doc], encoder) -> Tuple[List[np.ndarray], List[TokenA
         alignments.append(TokenAlignment.from_word_ids(piece_tokens, np.arange(len(doc)), offsets))
     return ids, alignments
 
+
+
+def word_pieces(docs: List[Doc], encoder) -> Tuple[List[np.ndarray], List[TokenAlignment]]:
+    """Each Doc's sub-word ids with its tokens read as pre-split words, and which pieces
+    belong to which of its tokens (from `word_ids()`)."""
+    doc_words_list = [doc_words(doc) for doc in docs]
+    encodings = encode_batch(encoder, [words for words, _ in doc_words_list])
+    ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in encodings]
+    alignments = [
+        TokenAlignment.from_word_ids(np.asarray(encoding.word_ids, dtype=np.int64), word_tokens)
+        for encoding, (_, word_tokens) in zip(encodings, doc_words_list)
+    ]
+    return ids, alignments

@@ -22,6 +22,7 @@ import torch
 from .errors import DirectUseError, Errors
 from .inference import ClassifierRunner
 from .loading import read_json
+from .route import Route
 from .windows import Window, weighted_mean
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
@@ -155,3 +156,38 @@ class EmbeddingRunner(ClassifierRunner):
         (scripts/vectors_eval.py --long 30: Spearman 57.04, against 54.08 for normalizing
         only the weighted mean, 35.31 for the plain mean and 45.87 for the first window)."""
         return self.finish(weighted_mean(windows, list(self.finish(np.stack(pooled)))))
+
+
+class SentenceEncoding(Route):
+    """What the routes that read a sentence encoder share (direct_vectors, direct_textcat's
+    zero-shot by similarity and fitted categories): the checkpoint's declared layout (read
+    from its files when it loads, saved with the pipeline) and its running text read."""
+
+    NAME = "embedding"
+    TASK = "embedding"
+
+    def __init__(self, pipe) -> None:
+        super().__init__(pipe)
+        self.layout: Optional[SentenceLayout] = None
+
+    @property
+    def subfolder(self) -> str:
+        """Where the Transformer module lies in the checkpoint ("" in a saved pipeline)."""
+        return self.layout.subfolder if self.layout is not None and not self.pipe._local_only else ""
+
+    def load(self) -> "EmbeddingRunner":
+        if self.layout is None:
+            settings = self.pipe.settings
+            self.layout = read_sentence_layout(str(self.pipe._source), settings.revision, self.pipe._local_only, settings.pooling, settings.normalize)
+        return super().load()
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return ()
+
+    def saved_state(self) -> Dict[str, Any]:
+        return {"sentence_layout": self.layout.to_dict()} if self.layout is not None else {}
+
+    def restore_state(self, state: Dict[str, Any]) -> None:
+        if "sentence_layout" in state:
+            self.layout = SentenceLayout.from_dict(state["sentence_layout"])

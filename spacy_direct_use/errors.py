@@ -77,7 +77,7 @@ def speaking_methods(cls: type, names: Iterable[str]) -> None:
     instance's `factory_name()`: a component's entry points (base.DirectPipe does this for
     itself and every subclass). Not for generators: the context must not span a yield."""
     for name in names:
-        method = cls.__dict__.get(name)
+        method = getattr(cls, name, None)  # its own, or a mixin's
         if inspect.isfunction(method) and not getattr(method, "speaks", False):
             setattr(cls, name, _speaking(method))
 
@@ -555,4 +555,7 @@ class Errors(metaclass=ErrorsWithCodes):
         "Example {index} marks {count} categories ({cats}; {text!r}), but the labels are "
         "exclusive: each example needs exactly one at 1.0. For several categories per text "
         "use config={{\"multi_label\": true}}."
+    )
+    E099 = (
+        "{component} has no setting {keys}: it would be ignored. Its settings are {allowed}."
     )

@@ -19,6 +19,7 @@ scores are gliner's. What this module changes is what it reads:
 The windows of a batch of Docs run together, length-sorted (inference.length_batches).
 """
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -28,9 +29,12 @@ from spacy.tokens import Doc
 
 from .alignment import doc_words
 from .errors import DirectUseError, Errors, first_line
-from .inference import PRECISIONS, length_batches, piece_limit, using_tokenizers
+from .inference import DEFAULT_BATCH_TOKENS, PRECISIONS, length_batches, piece_limit
+from .forking import fork_safe_torch, using_tokenizers
 from .inference import first_pieces as first_pieces_of
-from .loading import GLINER_CONFIG, quiet_transformers, read_json
+from .loading import GLINER_CONFIG, quiet_transformers, read_json, resolve_device
+from .route import Route
+from .settings import label_texts
 from .windows import Window, word_windows
 
 Entity = Tuple[int, int, str, float]  # start token, end token, label, score
@@ -133,11 +137,66 @@ class GlinerReader:
         return found
 
 
-def entity_labels(labels: Optional[Dict[str, str]], name: Union[str, Path]) -> Dict[str, str]:
-    """This call's entity types (label -> the text the model reads); E071 where none."""
-    if not labels:
-        raise DirectUseError(Errors.E071.format(name=name))
-    return labels
+class GlinerEntities(Route):
+    """A GLiNER checkpoint's entities of the types named in `labels` (config or per call)."""
+
+    NAME = "gliner"
+    TASK = "own"
+    DEFAULT_THRESHOLD = 0.5
+    """threshold null: gliner's own."""
+
+    @classmethod
+    def reads(cls, pipe) -> bool:
+        return is_gliner_checkpoint(pipe._source, pipe.settings.revision, pipe._local_only)
+
+    def load(self) -> GlinerReader:
+        pipe, settings = self.pipe, self.pipe.settings
+        if settings.alignment_mode != "tokens":
+            raise DirectUseError(Errors.E074.format(name=pipe._source, mode=settings.alignment_mode))
+        if settings.engine != "torch":
+            fix = 'gliner runs it in torch: leave engine at "torch" (precision "bf16" runs on a CPU\'s bf16 units).'
+            raise DirectUseError(Errors.E079.format(engine=settings.engine, what=f"the GLiNER checkpoint '{pipe._source}'", fix=fix))
+        device = resolve_device(settings.device)
+        pipe._model = load_gliner(pipe._source, settings.revision, pipe._local_only, device, settings.precision)
+        batch_words = settings.forward_batch_tokens or (DEFAULT_BATCH_TOKENS["cuda"] if device.type == "cuda" else CPU_BATCH_WORDS)
+        return GlinerReader(pipe._model, settings.forward_batch_size, batch_words)
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        labels = label_texts(self.pipe.settings.labels)
+        return tuple(sorted({label for label in self.pipe.mapped_labels(list(labels or ())) if label}))
+
+    def predict(self, docs: List[Doc], settings) -> List[List[Entity]]:
+        """GLiNER's entities of this call's types, after label_map (a type mapped to None is dropped)."""
+        pipe = self.pipe
+        reader: GlinerReader = pipe._ensure_loaded()
+        labels = label_texts(settings.labels)
+        if not labels:
+            raise DirectUseError(Errors.E071.format(name=pipe._source))
+        threshold = self.DEFAULT_THRESHOLD if settings.threshold is None else settings.threshold
+        clock = time.perf_counter()
+        with fork_safe_torch():
+            found = reader.read(docs, [pipe.sentence_starts(doc) for doc in docs], labels, threshold, settings.flat_ner)
+        pipe._tick("forward", clock)
+        mapped = dict(zip(labels, pipe.mapped_labels(list(labels))))
+        return [[(start, end, mapped[label], score) for start, end, label, score in doc_entities if mapped[label]] for doc_entities in found]
+
+    def place(self, doc: Doc, entities: List[Entity]) -> List[Entity]:
+        return entities
+
+    def save(self, path: Path) -> None:
+        """gliner's own layout (gliner_config.json, safetensors, tokenizer), as stored, not in the
+        dtype (or int8) it runs in."""
+        pipe = self.pipe
+        model = pipe._model
+        if pipe.settings.precision != "fp32":
+            model = load_gliner(pipe._source, pipe.settings.revision, pipe._local_only, torch.device("cpu"), "fp32")
+        with quiet_transformers(progress_bar=False):
+            model.save_pretrained(path, safe_serialization=True)
+
+    def read_saved(self, path: Path) -> None:
+        if not (path / GLINER_CONFIG).is_file():
+            raise DirectUseError(Errors.E012.format(path=path))
 
 
 def best_flat(entities: Sequence[Entity]) -> List[Entity]:

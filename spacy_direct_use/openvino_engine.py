@@ -21,12 +21,12 @@ import io
 import logging
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-from .errors import DirectUseError, Errors
+from .errors import DirectUseError, Errors, speaker
 from .int8 import quiet
 
 ENGINES = ("torch", "onnxruntime", "openvino")
@@ -40,6 +40,35 @@ CALIBRATION_BATCH = 16
 """Windows per calibration batch (padded to the longest of the length-sorted batch)."""
 CALIBRATION_WINDOWS = 512
 """At most this many windows calibrate int8 (NNCF's default subset is 300 samples)."""
+CALIBRATION_DOCS = 300
+"""At most this many of initialize's Docs calibrate int8."""
+MIN_CALIBRATION_WINDOWS = 16
+"""Fewer windows than this (no examples, or spaCy's own placeholder Doc "x y z" from a bare
+nlp.initialize()) quantize the weights only: activation ranges from so little text would
+be worse than none."""
+logger = logging.getLogger("spacy_direct_use")
+
+
+def run_on_engine(runner, settings, source, saved_dir: Optional[Path], calibration_windows: Callable[[Any], List[np.ndarray]]) -> None:
+    """Run the runner's model on the `engine` setting's runtime: OpenVINO converts (and for
+    int8 quantizes, calibrated on `calibration_windows(runner)`: initialize's Docs) the torch
+    model the runner holds, or reads the model a saved pipeline (`saved_dir`) holds."""
+    if settings.engine != "openvino":
+        return
+    if not isinstance(runner.model, torch.nn.Module):  # a checkpoint shipped as an ONNX graph
+        raise DirectUseError(Errors.E079.format(engine="openvino", what=f"'{source}', shipped as an ONNX graph", fix='ONNX Runtime runs it as shipped: leave engine at "torch".'))
+    saved = saved_dir / SAVED_FILES[settings.precision] if saved_dir is not None else None
+    saved = saved if saved is not None and saved.is_file() else None
+    calibration = calibration_windows(runner) if settings.precision == "int8" and saved is None else None
+    if calibration is not None and len(calibration) < MIN_CALIBRATION_WINDOWS:
+        logger.warning(
+            "%s: engine openvino, precision int8 with %d calibration windows (fewer than %d): int8 weights only. "
+            "Calibrate on a few hundred of your sentences: nlp.initialize(lambda: examples)",
+            speaker(), len(calibration), MIN_CALIBRATION_WINDOWS,
+        )  # fmt: skip
+        calibration = None
+    output = "last_hidden_state" if runner.ENCODER else "logits"
+    runner.use_model(openvino_model(runner.model, settings.precision, output, calibration, saved, runner.pad_id))
 
 
 class OpenVinoModel:

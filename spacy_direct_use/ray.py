@@ -1,6 +1,7 @@
 """Annotate a Ray Dataset with a saved spaCy pipeline: a callable class for `Dataset.map_batches`.
 
-    import ray
+    import dataclasses
+import ray
     from spacy_direct_use.ray import DirectPredictor
 
     ds = ray.data.read_json("texts.jsonl", lines=True)
@@ -18,6 +19,7 @@ where it has a direct_rel.
 Needs the `ray` extra: pip install "spacy-direct-use[ray]" (E046 says so when it is missing).
 `DirectNERPredictor` is the name from when direct_ner was the only component.
 """
+import dataclasses
 from typing import Any, Dict, List, Optional
 
 import spacy
@@ -104,11 +106,11 @@ class DirectPredictor:
         self.vector_width: Optional[int] = None
         for _, component in self.nlp.pipeline:
             if isinstance(component, DirectPipe):
-                if use_gpu and component.cfg["device"] is None:
-                    component.cfg["device"] = "cuda"  # Ray set CUDA_VISIBLE_DEVICES to this actor's GPU(s)
+                if use_gpu and component.settings.device is None:  # Ray set CUDA_VISIBLE_DEVICES to this actor's GPU(s)
+                    component.settings = dataclasses.replace(component.settings, device="cuda")
                 component.initialize()  # load the weights now, once per actor, not in the first batch
-            if isinstance(component, DirectNER) and component.cfg["spans_key"]:
-                self.spans_keys.append(component.cfg["spans_key"])
+            if isinstance(component, DirectNER) and component.settings.spans_key:
+                self.spans_keys.append(component.settings.spans_key)
             self.with_cats |= isinstance(component, DirectTextCat)
             self.with_tokens |= isinstance(component, DirectTagger)
             self.with_relations |= isinstance(component, DirectRel)

@@ -13,7 +13,9 @@ and Arrow (Ray) as they are. `relations(doc)` gives (head Span, tail Span, label
 `render_relations` draws them with displaCy; `score_relations` (registered as `spacy_direct_use.relation_scorer.v1`) gives micro
 P/R/F over (head span, tail span, type).
 """
+import dataclasses
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 from spacy import displacy
@@ -21,97 +23,93 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import registry
 
-from .base import DirectPipe, check_threshold, readable_by_all
+from .base import DirectPipe
 from .errors import DirectUseError, Errors
-from .glirel_relations import CPU_BATCH_PIECES, GlirelReader, Relation, check_top_k, load_glirel, relation_labels, save_glirel
-from .inference import DEFAULT_BATCH_TOKENS, fork_safe_torch
+from .glirel_checkpoint import load_glirel, save_glirel
+from .glirel_relations import CPU_BATCH_PIECES, GlirelReader, Relation, check_top_k, relation_labels
+from .inference import DEFAULT_BATCH_TOKENS
+from .forking import fork_safe_torch
 from .loading import GLIREL_CONFIG, resolve_device
+from .route import Route
+from .settings import LabelsSetting, Settings, fraction, positive_int, setting
 
 REL_ATTR = "rel"
 """The Doc extension direct_rel writes (spacy-llm's REL task writes the same one, the same way)."""
 if not Doc.has_extension(REL_ATTR):
     Doc.set_extension(REL_ATTR, default=None)
 
-DEFAULT_CONFIG: Dict[str, Any] = {
-    "model": None,
-    "revision": None,
-    "labels": None,
-    "threshold": 0.5,
-    "top_k": 1,
-    "forward_batch_size": 32,
-    "forward_batch_tokens": None,
-    "max_sentences_per_window": 1,
-    "device": None,
-    "scorer": {"@scorers": "spacy_direct_use.relation_scorer.v1"},
-}
+
+
+def _relation_labels_check(key: str, value: Any) -> None:
+    if value is not None:
+        relation_labels(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class RelSettings(Settings):
+    forward_batch_size: int = setting(32, positive_int)
+    labels: LabelsSetting = setting(None, _relation_labels_check, per_call=True)
+    threshold: float = setting(0.5, fraction, per_call=True)
+    top_k: int = setting(1, lambda key, value: check_top_k(value), per_call=True)
+
+
 SCORE_WEIGHTS = {"rel_micro_f": 1.0, "rel_micro_p": 0.0, "rel_micro_r": 0.0, "rel_f_per_type": None}
 
 
-class DirectRel(DirectPipe):
-    """Writes a GLiREL checkpoint's relations between `doc.ents` to `doc._.rel`, no training needed.
+class GlirelRelations(Route):
+    """A GLiREL checkpoint's relations between the Doc's entities, of the types named in
+    `labels`; each Doc read in windows that fit the checkpoint (glirel_relations.py), the
+    windows of a batch of Docs together, length-sorted."""
 
-    The entities come from whatever ran before (direct_ner, GLiNER, a trained `ner`, an
-    `entity_ruler`); each Doc is read in windows that fit the checkpoint (glirel_relations.py),
-    the windows of a batch of Docs together, length-sorted.
-    """
+    NAME = "glirel"
+    TASK = "own"
 
-    TASK = "glirel"
-    DEFAULT_CONFIG = DEFAULT_CONFIG
-    CALL_SETTINGS = ("labels", "threshold", "top_k")
-
-    def __init__(self, vocab, name: str = "direct_rel", *, model: Optional[str], scorer: Optional[Callable] = None, **cfg) -> None:
-        super().__init__(vocab, name, model=model, scorer=scorer, **cfg)
-        if self.cfg["labels"] is not None:
-            relation_labels(self.cfg["labels"])  # a bad label list fails at add_pipe
-        check_threshold(self.cfg["threshold"])
-        check_top_k(self.cfg["top_k"])
-
-    @classmethod
-    def factory_name(cls) -> str:
-        return "direct_rel"
+    def load(self) -> GlirelReader:
+        pipe, settings = self.pipe, self.pipe.settings
+        device = resolve_device(settings.device)
+        pipe._model = load_glirel(pipe._source, settings.revision, pipe._local_only, device)
+        batch_pieces = settings.forward_batch_tokens or (DEFAULT_BATCH_TOKENS["cuda"] if device.type == "cuda" else CPU_BATCH_PIECES)
+        return GlirelReader(pipe._model, settings.forward_batch_size, batch_pieces, settings.max_sentences_per_window)
 
     @property
     def labels(self) -> Tuple[str, ...]:
         """The relation types set in the config (a call may name others)."""
-        return tuple(self.cfg["labels"] or ())
+        return tuple(self.pipe.settings.labels or ())
 
-    def _load(self) -> GlirelReader:
-        device = resolve_device(self.cfg["device"])
-        self._model = load_glirel(self._source, self.cfg["revision"], self._local_only, device)
-        batch_pieces = self.cfg["forward_batch_tokens"] or (DEFAULT_BATCH_TOKENS["cuda"] if device.type == "cuda" else CPU_BATCH_PIECES)
-        return GlirelReader(self._model, self.cfg["forward_batch_size"], batch_pieces, self.cfg["max_sentences_per_window"])
-
-    def predict(self, docs: List[Doc], labels: Any = None, threshold: Optional[float] = None, top_k: Optional[int] = None) -> List[List[Relation]]:
-        """(head, tail: indices in doc.ents; label; score) for each Doc's relations; `labels`
-        (a list, or label -> {"allowed_head": [...], "allowed_tail": [...]}), `threshold` and
-        `top_k` override the config for this call (CALL_SETTINGS)."""
-        names, constraints = relation_labels(self.cfg["labels"] if labels is None else labels)
-        threshold = check_threshold(self.cfg["threshold"] if threshold is None else threshold)
-        top_k = check_top_k(self.cfg["top_k"] if top_k is None else top_k)
-        reader = self._ensure_loaded()
+    def predict(self, docs: List[Doc], settings: RelSettings) -> List[List[Relation]]:
+        """(head, tail: indices in doc.ents; label; score) for each Doc's relations."""
+        names, constraints = relation_labels(settings.labels)
+        pipe = self.pipe
+        reader = pipe._ensure_loaded()
         clock = time.perf_counter()
         with fork_safe_torch():
-            own = [self._sentence_starts(doc) if doc.has_annotation("SENT_START") else None for doc in docs]
-            found = reader.read(docs, own, self._sentence_starts, names, constraints, threshold, top_k)
-        self._tick("forward", clock)
+            own = [pipe.sentence_starts(doc) if doc.has_annotation("SENT_START") else None for doc in docs]
+            found = reader.read(docs, own, pipe.sentence_starts, names, constraints, settings.threshold, settings.top_k)
+        pipe._tick("forward", clock)
         return found
+
+    def save(self, path: Path) -> None:
+        """glirel's config, the encoder (config, extended tokenizer, weights), the rest."""
+        save_glirel(self.pipe._model, path)
+
+    def read_saved(self, path: Path) -> None:
+        if not (path / GLIREL_CONFIG).is_file():
+            raise DirectUseError(Errors.E012.format(path=path))
+
+
+class DirectRel(DirectPipe):
+    """Writes a GLiREL checkpoint's relations between `doc.ents` to `doc._.rel`, no training
+    needed. The entities come from whatever ran before (direct_ner, GLiNER, a trained `ner`,
+    an `entity_ruler`)."""
+
+    FACTORY = "direct_rel"
+    SETTINGS = RelSettings
+    ROUTES = (GlirelRelations,)
 
     def set_annotations(self, docs: List[Doc], predictions: List[List[Relation]]) -> List[Doc]:
         for doc, found in zip(docs, predictions):
             doc._.set(REL_ATTR, [{"dep": h, "dest": t, "relation": label, "score": float(score)} for h, t, label, score in found])
         return docs
-
-    # -- serialization: glirel's config, the encoder (config, extended tokenizer, weights), the rest --
-
-    def _save_model(self, path) -> None:
-        save_glirel(self._model, path)
-        readable_by_all(path)
-
-    def _use_saved_model(self, path) -> None:
-        if not (path / GLIREL_CONFIG).is_file():
-            raise DirectUseError(Errors.E012.format(path=path))
-        self._source, self._local_only = path, True
-        self._model = self._tokenizer = self._runner = None
 
 
 class RelationSpans(NamedTuple):

@@ -11,6 +11,7 @@ token the tokenizer drops entirely (no piece: a lone zero-width or control chara
 which the model never sees, gets UPOS `X` ("other"), tag `XX` (OntoNotes' "unknown")
 or no features.
 """
+import dataclasses
 import re
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -23,11 +24,11 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc
 
 from .alignment import AGGREGATIONS, aggregate
-from .base import SHARED_CONFIG, DirectPipe, check_choice
+from .base import DirectPipe
 from .errors import DirectUseError, Errors
-from .inference import ClassifierRunner
 from .labels import check_not_placeholders
-from .loading import LoadedModel
+from .route import Route
+from .settings import ClassifierSettings, choice, flag, optional, setting
 
 ATTRIBUTES = ("pos", "tag", "morph")
 UPOS = frozenset(tag for tag in UPOS_IDS if tag and tag.isupper() and tag != "EOL")
@@ -35,14 +36,13 @@ _FEATURES = re.compile(r"^(_|[A-Za-z][\w\[\]]*=[\w,]+(\|[A-Za-z][\w\[\]]*=[\w,]+
 WHITESPACE_VALUE = {"pos": "SPACE", "tag": "_SP", "morph": ""}
 UNREAD_VALUE = {"pos": "X", "tag": "XX", "morph": ""}
 
-DEFAULT_CONFIG = {
-    **SHARED_CONFIG,
-    "attribute": None,
-    "pack_windows": True,
-    "aggregation": "first",
-    "overwrite": True,
-    "scorer": {"@scorers": "spacy_direct_use.tagger_scorer.v1"},
-}
+
+@dataclasses.dataclass(frozen=True)
+class TaggerSettings(ClassifierSettings):
+    attribute: Optional[str] = setting(None, optional(choice(*ATTRIBUTES)))
+    pack_windows: bool = setting(True, flag)
+    aggregation: str = setting("first", choice(*AGGREGATIONS))
+    overwrite: bool = setting(True, flag)
 
 
 @registry.scorers("spacy_direct_use.tagger_scorer.v1")
@@ -71,75 +71,64 @@ def attribute_for(labels: Sequence[str]) -> str:
     return "tag"
 
 
-class DirectTagger(DirectPipe):
-    """Writes a pretrained token classifier's tags to every token."""
-
-    TASK = "token"
-    DEFAULT_CONFIG = DEFAULT_CONFIG
-
-    def __init__(self, vocab, name: str = "direct_tagger", *, model: Optional[str], scorer: Optional[Callable] = None, **cfg) -> None:
-        super().__init__(vocab, name, model=model, scorer=scorer, **cfg)
-        check_choice(self.cfg, "aggregation", AGGREGATIONS)
-        if self.cfg["attribute"] is not None:
-            check_choice(self.cfg, "attribute", ATTRIBUTES)
-        self._tags: List[str] = []  # the spaCy value per label id, after label_map
-
-    @classmethod
-    def factory_name(cls) -> str:
-        return "direct_tagger"
-
-    @property
-    def attribute(self) -> Optional[str]:
-        """The token attribute written: the setting, else what the labels say (known once
-        the labels are: a local checkpoint, `id2label`, a loaded or saved model)."""
-        if self.cfg["attribute"]:
-            return self.cfg["attribute"]
-        return attribute_for(self._mapped_labels()) if self.model_labels else None
-
-    @property
-    def labels(self) -> Tuple[str, ...]:
-        """The tags written, after `label_map`, in the model's order."""
-        return tuple(self._mapped_labels())
+class TokenTags(Route):
+    """A token classifier's tag for each token: its first piece's argmax (or `aggregation`)."""
 
     def check_labels(self, labels: List[str], name: str) -> None:
         """Placeholder names (LABEL_0 ...) are refused; `pos` takes UPOS tags only."""
         check_not_placeholders(labels, name)
-        mapped = self._mapped_labels(labels)
-        if self.cfg["attribute"] == "pos" and not set(mapped) <= UPOS:
+        mapped = self.pipe.mapped_labels(labels)
+        if self.pipe.settings.attribute == "pos" and not set(mapped) <= UPOS:
             other = sorted(set(mapped) - UPOS)
             raise DirectUseError(Errors.E029.format(name=name, labels=other[:8], upos=sorted(UPOS)))
 
-    def on_load(self, loaded: LoadedModel, runner: ClassifierRunner) -> None:
-        self._tags = self._mapped_labels()
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """The tags written, after `label_map`, in the model's order."""
+        return tuple(self.pipe.mapped_labels())
 
-    def score(self, examples, **kwargs) -> Dict[str, Any]:
-        self._ensure_loaded()
-        return super().score(examples, **{"attribute": self.attribute, **kwargs})
-
-    # -- processing ------------------------------------------------------------------
-
-    def predict(self, docs: List[Doc]) -> List[np.ndarray]:
+    def predict(self, docs: List[Doc], settings: TaggerSettings) -> List[np.ndarray]:
         """Each Doc's label id per token: -1 for whitespace tokens, -2 for tokens with no piece."""
-        alignments, doc_probs = self._piece_probs(docs)
+        alignments, doc_probs = self.pipe.piece_probs(docs)
         clock = time.perf_counter()
         predictions = []
         for doc, alignment, probs in zip(docs, alignments, doc_probs):
             spaces = doc.to_array([IS_SPACE]).reshape(-1).astype(bool)
             ids = np.where(spaces, -1, -2).astype(np.int64)
             if len(alignment.tokens):
-                ids[alignment.tokens] = aggregate(probs, alignment, self.cfg["aggregation"]).argmax(axis=1)
+                ids[alignment.tokens] = aggregate(probs, alignment, settings.aggregation).argmax(axis=1)
             predictions.append(ids)
-        self._tick("decode", clock)
+        self.pipe._tick("decode", clock)
         return predictions
+
+
+class DirectTagger(DirectPipe):
+    """Writes a pretrained token classifier's tags to every token."""
+
+    FACTORY = "direct_tagger"
+    SETTINGS = TaggerSettings
+    ROUTES = (TokenTags,)
+
+    @property
+    def attribute(self) -> Optional[str]:
+        """The token attribute written: the setting, else what the labels say (known once
+        the labels are: a local checkpoint, `id2label`, a loaded or saved model)."""
+        if self.settings.attribute:
+            return self.settings.attribute
+        return attribute_for(self.mapped_labels()) if self.model_labels else None
+
+    def score(self, examples, **kwargs) -> Dict[str, Any]:
+        self._ensure_loaded()
+        return super().score(examples, **{"attribute": self.attribute, **kwargs})
 
     def set_annotations(self, docs: List[Doc], predictions: List[np.ndarray]) -> List[Doc]:
         """Set the attribute on every token (on tokens that have none, unless `overwrite`)."""
         clock = time.perf_counter()
         attribute = self.attribute
-        values = {-1: WHITESPACE_VALUE[attribute], -2: UNREAD_VALUE[attribute], **dict(enumerate(self._tags))}
+        values = {-1: WHITESPACE_VALUE[attribute], -2: UNREAD_VALUE[attribute], **dict(enumerate(self.mapped_labels()))}
         for doc, ids in zip(docs, predictions):
             for token, label_id in zip(doc, ids.tolist()):
-                if self.cfg["overwrite"] or not _has_value(token, attribute):
+                if self.settings.overwrite or not _has_value(token, attribute):
                     _set_value(token, attribute, values[label_id])
         self._tick("annotate", clock)
         return docs

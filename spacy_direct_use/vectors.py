@@ -19,7 +19,15 @@ What goes on the Doc:
 The vectors live in `doc.user_data` (so `Doc.to_bytes`, `DocBin(store_user_data=True)`
 and pickling keep them) and are read through `doc.user_hooks`; after deserializing,
 `restore_vectors(doc)` puts the hooks back (spaCy never serializes hooks).
+
+`nlp.pipe(n_process=...)` sends each Doc back through `Doc.to_bytes`, which keeps no hooks, and
+nothing of the component runs where the Doc arrives. So a Doc with no tensor of its own also
+gets `doc.tensor` (`tensor_rows`): its tokens' vectors, which spaCy's `token.vector` and
+`span.vector` read where there are no hooks and no static vectors, and one row more, chosen so
+that the rows' mean, which spaCy's `doc.vector` reads, is the embedding. Such a Doc reads the
+same vectors and similarities with or without hooks.
 """
+import dataclasses
 import time
 import warnings
 from typing import Any, List, Optional, Tuple
@@ -28,71 +36,49 @@ import numpy as np
 from spacy.tokens import Doc, Span, Token
 
 from .alignment import TokenAlignment, aggregate
-from .base import SHARED_CONFIG, DirectPipe
-from .embedding import EmbeddingRunner
+from .base import DirectPipe
+from .embedding import EmbeddingRunner, SentenceEncoding
 from .errors import Errors
+from .settings import EncoderSettings, flag, optional, positive_int, setting
+from .windows import read_windows
 
-UNUSED_SETTINGS = ("id2label", "label_map", "check_head")
-"""Shared settings an encoder with no labels and no head has no use for: spaCy refuses them
-in direct_vectors' config (extra fields), rather than taking and ignoring them."""
 
-DEFAULT_CONFIG = {
-    **{key: value for key, value in SHARED_CONFIG.items() if key not in UNUSED_SETTINGS},
-    "window_size": 512,
-    "window_overlap": 64,
-    "max_sentences_per_window": 1000,
-    "pooling": None,
-    "normalize": None,
-    "token_vectors": True,
-    "scorer": None,
-}
+@dataclasses.dataclass(frozen=True)
+class VectorsSettings(EncoderSettings):
+    """An encoder's settings (no labels, no head: id2label, label_map and check_head are
+    refused by spaCy's config validation, not taken and ignored)."""
+
+    window_size: int = setting(512, positive_int)
+    window_overlap: int = setting(64)
+    max_sentences_per_window: int = setting(1000, positive_int)
+    pooling: Optional[str] = setting(None)
+    normalize: Optional[bool] = setting(None, optional(flag))
+    token_vectors: bool = setting(True, flag)
+
 
 DOC_VECTOR_KEY = ("direct_vectors", "doc")
 TOKEN_VECTORS_KEY = ("direct_vectors", "tokens")
 
 
-class DirectVectors(DirectPipe):
-    """Writes a sentence-embedding checkpoint's vector of each Doc (and its tokens) to the Doc."""
+class SentenceVectors(SentenceEncoding):
+    """Each Doc's sentence embedding, and its tokens' contextual vectors."""
 
-    TASK = "embedding"
-    DEFAULT_CONFIG = DEFAULT_CONFIG
-
-    @classmethod
-    def factory_name(cls) -> str:
-        return "direct_vectors"
-
-    @property
-    def pooling(self) -> Optional[Tuple[str, ...]]:
-        """The pooling modes in use (known once the model has loaded or a saved pipeline was read)."""
-        return self._layout.pooling if self._layout else None
-
-    @property
-    def normalize(self) -> Optional[bool]:
-        return self._layout.normalize if self._layout else None
-
-    @property
-    def width(self) -> int:
-        """The length of doc.vector (loads the model)."""
-        self._ensure_loaded()
-        return self._model.config.hidden_size * len(self._layout.pooling)
-
-    def predict(self, docs: List[Doc]) -> List[Tuple[np.ndarray, Optional[np.ndarray]]]:
+    def predict(self, docs: List[Doc], settings: VectorsSettings) -> List[Tuple[np.ndarray, Optional[np.ndarray]]]:
         """Each Doc's embedding (its windows pooled and combined: EmbeddingRunner.combine) and,
         where `token_vectors`, each token's mean contextual sub-word state (n_tokens, dim)."""
-        runner: EmbeddingRunner = self._ensure_loaded()
+        pipe = self.pipe
+        runner: EmbeddingRunner = pipe._ensure_loaded()
         clock = time.perf_counter()
-        ids, alignments = self._encode_text(docs, runner)
-        doc_windows = [self._windows(doc, alignment, runner.content_length) or [(0, 0, 0, 0)] for doc, alignment in zip(docs, alignments)]
-        flat = [(i, w) for i, windows in enumerate(doc_windows) for w in windows]
-        self._tick("tokenize", clock)
-        outputs = iter(self._forward(runner, ids, flat))
+        ids, alignments = pipe.encode(docs, runner, words=False)
+        doc_windows = [pipe.windows(doc, alignment, runner.content_length) or [(0, 0, 0, 0)] for doc, alignment in zip(docs, alignments)]
+        pipe._tick("tokenize", clock)
+        outputs = read_windows(doc_windows, lambda flat: pipe.forward(runner, ids, flat))
         results = []
         first = len(runner.prefix)
-        for doc, doc_ids, alignment, windows in zip(docs, ids, alignments, doc_windows):
-            window_outputs = [next(outputs) for _ in windows]
+        for doc, doc_ids, alignment, windows, window_outputs in zip(docs, ids, alignments, doc_windows, outputs):
             vector = runner.combine(windows, [pooled for pooled, _ in window_outputs])
             token_vectors = None
-            if self.cfg["token_vectors"]:
+            if settings.token_vectors:
                 states = np.zeros((len(doc_ids), window_outputs[0][1].shape[-1]), dtype=np.float32)
                 for (start, _, core_start, core_end), (_, hidden) in zip(windows, window_outputs):
                     states[core_start:core_end] = hidden[first + core_start - start : first + core_end - start]
@@ -100,15 +86,49 @@ class DirectVectors(DirectPipe):
             results.append((vector.astype(np.float32), token_vectors))
         return results
 
+
+class DirectVectors(DirectPipe):
+    """Writes a sentence-embedding checkpoint's vector of each Doc (and its tokens) to the Doc."""
+
+    FACTORY = "direct_vectors"
+    SETTINGS = VectorsSettings
+    ROUTES = (SentenceVectors,)
+
+    @property
+    def pooling(self) -> Optional[Tuple[str, ...]]:
+        """The pooling modes in use (known once the model has loaded or a saved pipeline was read)."""
+        return self.route.layout.pooling if self.route.layout else None
+
+    @property
+    def normalize(self) -> Optional[bool]:
+        return self.route.layout.normalize if self.route.layout else None
+
+    @property
+    def width(self) -> int:
+        """The length of doc.vector (loads the model)."""
+        self._ensure_loaded()
+        return self._model.config.hidden_size * len(self.route.layout.pooling)
+
     def set_annotations(self, docs: List[Doc], predictions: List[Tuple[np.ndarray, Optional[np.ndarray]]]) -> List[Doc]:
         clock = time.perf_counter()
         for doc, (vector, token_vectors) in zip(docs, predictions):
             doc.user_data[DOC_VECTOR_KEY] = vector
             if token_vectors is not None:
                 doc.user_data[TOKEN_VECTORS_KEY] = token_vectors
+            if doc.tensor.size == 0 and len(doc):  # a tensor of the Doc's own (tok2vec, transformer) stays
+                doc.tensor = tensor_rows(vector, token_vectors, len(doc))
             restore_vectors(doc)
         self._tick("annotate", clock)
         return docs
+
+
+def tensor_rows(vector: np.ndarray, token_vectors: Optional[np.ndarray], n_tokens: int) -> np.ndarray:
+    """doc.tensor for a Doc whose hooks are lost (nlp.pipe n_process): a row per token (its
+    vector, or the Doc's where token_vectors is off) and one more, so that the mean of all rows,
+    spaCy's hookless `doc.vector`, is `vector`."""
+    rows = token_vectors if token_vectors is not None else np.tile(vector, (n_tokens, 1))
+    extra = (n_tokens + 1) * vector.astype(np.float64) - rows.sum(axis=0, dtype=np.float64)
+    return np.vstack([rows, extra[None]]).astype(np.float32)
 
 
 def token_means(states: np.ndarray, alignment: TokenAlignment, n_tokens: int) -> np.ndarray:

@@ -5,7 +5,7 @@ the model reads start:end, and only the core's predictions are kept. Cores
 tile the sequence exactly once, so overlapping windows merge by keeping each
 sub-word's prediction from the window where it is furthest from an edge.
 """
-from typing import AbstractSet, Callable, List, Sequence, Tuple
+from typing import AbstractSet, Callable, List, Sequence, Tuple, TypeVar
 
 import numpy as np
 from spacy.attrs import IS_PUNCT, ORTH
@@ -13,6 +13,7 @@ from spacy.tokens import Doc
 
 Window = Tuple[int, int, int, int]
 WINDOW_MODES = ("sentences", "strided")
+T = TypeVar("T")
 
 
 def strided_windows(start: int, end: int, size: int, overlap: int) -> List[Window]:
@@ -70,6 +71,13 @@ def guess_sentence_starts(doc: Doc, final_punct: AbstractSet[int]) -> np.ndarray
             starts.append(i)
             seen_final = False
     return np.array(starts, dtype=np.int64)
+
+
+def read_windows(doc_windows: List[List[Window]], run: Callable[[List[Tuple[int, Window]]], Sequence[T]]) -> List[List[T]]:
+    """Every Doc's windows run together (`run` takes (Doc index, window) pairs and gives one
+    output each), the outputs given back per Doc, in its windows' order."""
+    outputs = iter(run([(i, window) for i, windows in enumerate(doc_windows) for window in windows]))
+    return [[next(outputs) for _ in windows] for windows in doc_windows]
 
 
 def weighted_mean(windows: List[Window], probs: List[np.ndarray]) -> np.ndarray:

@@ -16,51 +16,31 @@ Two routes, decided by the checkpoint:
   Exclusive: softmax(SIMILARITY_SCALE * cosine); `multi_label`: the cosine, clipped
   at 0.
 """
-from collections import Counter
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+from spacy.tokens import Doc
 
+from .categories import CategoryRoute, WindowReader, entailment_id
+from .embedding import SentenceEncoding
 from .errors import DirectUseError, Errors
+from .fitted_head import SAVED_FILE as HEAD_FILE
+from .fitted_head import FittedHead, read_targets
+from .forking import fork_safe_torch
+from .settings import label_texts
+from .windows import Window
 
-Labels = Union[Sequence[str], Mapping[str, str]]
-
+LABEL_SETS_KEPT = 32
+"""Label sets whose embeddings a sentence encoder's route keeps (zero-shot by similarity)."""
 SIMILARITY_SCALE = 20.0
 """Cosine -> exclusive label distribution: softmax(20 * cos), the scale of
 sentence-transformers' MultipleNegativesRankingLoss (its default), with which
 all-MiniLM-L6-v2 and most sentence-transformers checkpoints were trained to rank a
 text's match above others; the argmax (and accuracy) is that of the cosine."""
-
-
-def label_texts(labels: Optional[Labels]) -> Optional[Dict[str, str]]:
-    """label -> the text read for it (its description, or the label itself); E061 on
-    empty, duplicate or non-string labels. None where no labels are given."""
-    if labels is None:
-        return None
-    if isinstance(labels, str) or not isinstance(labels, (Mapping, Sequence)):
-        raise DirectUseError(Errors.E061.format(labels=labels, detail="not a list of labels or a mapping of label to description"))
-    pairs = list(labels.items()) if isinstance(labels, Mapping) else [(label, label) for label in labels]
-    texts = [name for name, _ in pairs] + ([text for _, text in pairs] if isinstance(labels, Mapping) else [])
-    bad = list(dict.fromkeys(repr(x) for x in texts if not isinstance(x, str) or not x.strip()))
-    if bad:
-        raise DirectUseError(Errors.E061.format(labels=labels, detail=f"{', '.join(bad)} {'is not a non-empty string' if len(bad) == 1 else 'are not non-empty strings'}"))
-    repeated = sorted(name for name, count in Counter(name for name, _ in pairs).items() if count > 1)
-    if repeated:
-        raise DirectUseError(Errors.E061.format(labels=labels, detail=f"{repeated} given more than once"))
-    return dict(pairs)
-
-
-def check_template(template: str) -> str:
-    """A hypothesis template with exactly one '{}' (E062 otherwise)."""
-    if not isinstance(template, str) or template.count("{}") != 1:
-        raise DirectUseError(Errors.E062.format(template=template))
-    return template
-
-
-def entailment_id(model_labels: Sequence[str]) -> Optional[int]:
-    """The first label starting with "entail" (any case), as transformers' pipeline finds it."""
-    return next((i for i, label in enumerate(model_labels) if str(label).lower().startswith("entail")), None)
 
 
 @dataclass
@@ -121,6 +101,128 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-def call_labels(configured: Optional[Dict[str, str]], given: Any) -> Optional[Dict[str, str]]:
-    """This call's labels: those given per call (checked), else the configured ones."""
-    return configured if given is None else label_texts(given)
+
+
+# -- the routes (direct_textcat) ---------------------------------------------------------
+
+
+class NliCategories(CategoryRoute):
+    """Zero-shot by NLI: each window read against every label's hypothesis."""
+
+    NAME = "nli"
+
+    def load(self):
+        if self.pipe.settings.precision == "int8":  # its int8 graph would take no token_type_ids
+            raise DirectUseError(Errors.E066.format(what="zero-shot NLI checkpoints"))
+        return super().load()
+
+    def on_load(self, loaded, runner) -> None:
+        runner.activation = None  # the pair logits: nli_scores reads them as the pipeline does
+        self.multi = bool(self.multi)  # exclusive unless asked
+
+    def reader(self, runner, settings) -> WindowReader:
+        texts = required_labels(self.pipe, settings, "an NLI checkpoint")
+        multi = settings.multi_label if settings.multi_label is not None else self.multi
+        labels = list(texts.values())
+        pair = PairTemplate.of(self.pipe.hf_tokenizer)
+        hypotheses = [np.asarray(e.ids, dtype=np.int64) for e in runner.text_encoder.encode_batch([settings.hypothesis_template.format(label) for label in labels], add_special_tokens=False)]
+        entail = entailment_id(self.pipe.model_labels)
+
+        def run(ids: List[np.ndarray], flat: List[Tuple[int, Window]]) -> List[np.ndarray]:
+            clock = time.perf_counter()
+            pairs = [pair.join(ids[i][start:end], hypothesis) for i, (start, end, _, _) in flat for hypothesis in hypotheses]
+            with fork_safe_torch():
+                logits = runner.run([p for p, _ in pairs], [t for _, t in pairs] if pair.with_types else None)
+            self.pipe._tick("forward", clock)
+            n = len(hypotheses)
+            return [nli_scores(np.stack(logits[k * n : (k + 1) * n]), entail, multi) for k in range(len(flat))]
+
+        content_length = runner.max_length - len(pair) - max(len(h) for h in hypotheses)
+        return WindowReader(False, max(content_length, 1), run, self.pipe.mapped_labels(list(texts)))
+
+
+class SimilarityCategories(CategoryRoute, SentenceEncoding):
+    """A sentence encoder's categories: zero-shot by the cosine to each label's embedding, or
+    a head fitted on a few examples' embeddings (fitted_head.py; saved under model/)."""
+
+    NAME = "embedding"
+    TASK = "embedding"
+
+    def __init__(self, pipe) -> None:
+        super().__init__(pipe)
+        self.head: Optional[FittedHead] = None
+        self.label_vectors: "OrderedDict[Tuple[str, ...], np.ndarray]" = OrderedDict()
+
+    def on_load(self, loaded, runner) -> None:
+        if self.multi is None:  # exclusive unless asked (the encoder has no head to say), fitted ones as fitted
+            self.multi = False if self.head is None else self.head.multi_label
+
+    def reader(self, runner, settings) -> WindowReader:
+        head = self.head
+        if head is not None and (settings.labels == self.pipe.settings.labels or set(label_texts(settings.labels) or ()) == set(head.labels)):
+            if settings.multi_label is not None and settings.multi_label != head.multi_label:
+                fitted = "multi-label" if head.multi_label else "exclusive"
+                raise DirectUseError(Errors.E096.format(fitted=fitted, asked=settings.multi_label))
+            scores = lambda windows, vectors: head.scores(runner.combine(windows, vectors)[None])[0]  # noqa: E731
+            return WindowReader(False, runner.content_length, self.pooled(runner), self.pipe.mapped_labels(head.labels), scores)
+        texts = required_labels(self.pipe, settings, "a sentence encoder (no classification head)")
+        multi = settings.multi_label if settings.multi_label is not None else self.multi
+        label_vectors = self.embedded_labels(runner, tuple(texts.values()))
+        scores = lambda windows, vectors: similarity_scores(runner.combine(windows, vectors), label_vectors, multi)  # noqa: E731
+        return WindowReader(False, runner.content_length, self.pooled(runner), self.pipe.mapped_labels(list(texts)), scores)
+
+    def pooled(self, runner) -> Callable:
+        """An encoder's pooled vector of each (Doc index, window)."""
+        return lambda ids, flat: [p for p, _ in self.pipe.forward(runner, ids, flat)]
+
+    def embedded_labels(self, runner, texts: Tuple[str, ...]) -> np.ndarray:
+        """The label texts' embeddings, computed once per label set; the LABEL_SETS_KEPT
+        most recently used sets are kept (labels per call may differ every call)."""
+        if texts in self.label_vectors:
+            self.label_vectors.move_to_end(texts)
+        else:
+            with fork_safe_torch():
+                self.label_vectors[texts] = runner.embed_texts(list(texts))
+            while len(self.label_vectors) > LABEL_SETS_KEPT:
+                self.label_vectors.popitem(last=False)
+        return self.label_vectors[texts]
+
+    def doc_vectors(self, docs: List[Doc]) -> np.ndarray:
+        """Each Doc's sentence embedding (n, dim), as direct_vectors writes it."""
+        runner = self.pipe._ensure_loaded()
+        reader = WindowReader(False, runner.content_length, self.pooled(runner), [], runner.combine)
+        return np.stack([vector for _, vector, _ in self.read(docs, reader, sentences=False)])
+
+    def fit(self, examples: List[Any]) -> FittedHead:
+        """A head fitted on the examples' embeddings (the encoder's weights do not change)."""
+        runner = self.pipe._ensure_loaded()
+        configured = label_texts(self.pipe.settings.labels)
+        multi = bool(self.pipe.settings.multi_label)
+        targets, labels = read_targets(examples, list(configured) if configured else None, multi)
+        vectors = self.doc_vectors([example.predicted for example in examples])
+        names = self.embedded_labels(runner, tuple(configured[label] for label in labels)) if configured else None
+        self.head = FittedHead.fit(vectors, targets, labels, multi, names)
+        return self.head
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(label for label in self.pipe.mapped_labels(self.head.labels) if label) if self.head is not None else ()
+
+    def save(self, path: Path) -> None:
+        super().save(path)
+        if self.head is not None:
+            (path / HEAD_FILE).write_bytes(self.head.to_bytes())
+
+    def read_saved(self, path: Path) -> None:
+        super().read_saved(path)
+        head = path / HEAD_FILE
+        self.head = FittedHead.from_bytes(head.read_bytes(), where=str(head)) if head.is_file() else None
+
+
+def required_labels(pipe, settings, what: str) -> Dict[str, str]:
+    """The call's labels (label -> the text read for it); E060 where none were given."""
+    texts = label_texts(settings.labels)
+    if not texts:
+        detail = f"'{pipe._source}' is {what}: it classifies into labels of your choosing, but none were given."
+        raise DirectUseError(Errors.E060.format(detail=detail))
+    return texts

@@ -387,7 +387,7 @@ RULER = [
 
 
 def test_overwrite_ents_is_off_by_default(bert_nlp):
-    assert bert_nlp().get_pipe("direct_ner").cfg["overwrite_ents"] is False
+    assert bert_nlp().get_pipe("direct_ner").settings.overwrite_ents is False
 
 
 def test_entity_ruler_entities_are_kept_and_gaps_filled(bert_nlp):

@@ -424,7 +424,7 @@ def test_model_with_only_a_malicious_pickle(tmp_path, bert_dir, fmt):
 
 def test_trust_remote_code_is_off_unless_set(bert_dir, tmp_path):
     nlp = make_nlp(bert_dir)
-    assert nlp.get_pipe("direct_ner").cfg["trust_remote_code"] is False
+    assert nlp.get_pipe("direct_ner").settings.trust_remote_code is False
     nlp.to_disk(tmp_path / "pipeline")
     assert spacy.util.load_config(tmp_path / "pipeline" / "config.cfg")["components"]["direct_ner"]["trust_remote_code"] is False
 

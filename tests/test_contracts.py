@@ -2,6 +2,7 @@
 handler (nlp.set_error_handler) in __call__ and pipe, as in spaCy's own pipes; settings are
 checked the same way in the config and per call; settings a component does not use are
 refused; a checkpoint given to the wrong component gets a coded error naming the right one."""
+import inspect
 import warnings
 from pathlib import Path
 from typing import Dict
@@ -11,8 +12,11 @@ import spacy
 from spacy.tokens import DocBin
 from thinc.api import ConfigValidationError
 
-from spacy_direct_use import DirectUseError
-from spacy_direct_use.textcat import LABEL_SETS_KEPT
+from spacy_direct_use import DirectNER, DirectRel, DirectTagger, DirectTextCat, DirectUseError, DirectVectors
+from spacy_direct_use.categories import FineTunedCategories
+from spacy_direct_use.ner import RunningTextEntities, TokenEntities
+from spacy_direct_use.route import Route
+from spacy_direct_use.zeroshot import LABEL_SETS_KEPT
 from spacy_direct_use.vectors import restore_vectors
 
 
@@ -91,7 +95,7 @@ def test_label_embeddings_kept_for_recent_label_sets_only(zero_shot):
     textcat = zero_shot.get_pipe("direct_textcat")
     for k in range(LABEL_SETS_KEPT + 8):
         zero_shot("A text.", component_cfg={"direct_textcat": {"labels": [f"topic {k}", "other"]}})
-    assert len(textcat._label_vectors) == LABEL_SETS_KEPT
+    assert len(textcat.route.label_vectors) == LABEL_SETS_KEPT
     first = zero_shot("A text.").cats
     assert zero_shot("A text.").cats == first
 
@@ -100,6 +104,43 @@ def test_unused_settings_refused_by_direct_vectors(models):
     for setting in ({"label_map": {"a": "b"}}, {"id2label": ["a"]}, {"check_head": False}):
         with pytest.raises(ConfigValidationError, match=f"direct_vectors -> {next(iter(setting))}"):
             spacy.blank("en").add_pipe("direct_vectors", config={"model": str(models["direct_vectors"]), **setting})
+
+
+@pytest.mark.parametrize("cls", [DirectNER, DirectTextCat, DirectTagger, DirectVectors, DirectRel])
+def test_settings_are_declared_once_and_the_factory_takes_exactly_them(cls):
+    """The factory's config and validated signature come from the component's SETTINGS."""
+    config = spacy.blank("en").get_factory_meta(cls.FACTORY).default_config
+    own = {"model", "scorer"} | ({"ents_filter"} if cls is DirectNER else set())
+    assert set(config) - own == set(cls.SETTINGS.names())
+    signature = inspect.signature(spacy.registry.factories.get(cls.FACTORY))
+    assert set(signature.parameters) - {"nlp", "name"} == set(config)
+    assert set(cls.SETTINGS.per_call()) <= set(cls.SETTINGS.names())
+
+
+def test_a_setting_a_component_does_not_have_is_refused_in_python_too(models):
+    with pytest.raises(DirectUseError, match=r"\[direct_tagger E099\] direct_tagger has no setting \['treshold'\]"):
+        DirectTagger(spacy.blank("en").vocab, model=str(models["direct_tagger"]), treshold=0.5)
+
+
+def test_a_settings_check_runs_alike_in_the_config_and_per_call(models):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("direct_ner", config={"model": str(models["direct_ner"])})
+    with pytest.raises(DirectUseError, match=r"\[direct_ner E008\] Invalid setting threshold=2"):
+        spacy.blank("en").add_pipe("direct_ner", config={"model": str(models["direct_ner"]), "threshold": 2})
+    with pytest.raises(DirectUseError, match=r"\[direct_ner E008\] Invalid setting threshold=2"):
+        nlp("Paris.", component_cfg={"direct_ner": {"threshold": 2}})
+    with pytest.raises(DirectUseError, match=r"\[direct_ner E008\] Invalid setting flat_ner='no'"):
+        list(nlp.pipe(["Paris."], component_cfg={"direct_ner": {"flat_ner": "no"}}))
+
+
+def test_each_component_reads_its_checkpoint_by_one_of_its_routes(models):
+    """pipe.route is the route that reads the checkpoint; its name says which."""
+    expected = {"direct_ner": TokenEntities, "direct_textcat": FineTunedCategories, "direct_tagger": Route, "direct_vectors": Route}
+    for factory, route_class in expected.items():
+        pipe = spacy.blank("en").add_pipe(factory, config={"model": str(models[factory])})
+        assert isinstance(pipe.route, route_class) and type(pipe.route) in type(pipe).ROUTES
+    split = spacy.blank("en").add_pipe("direct_ner", config={"model": str(models["direct_ner"]), "alignment_mode": "split"})
+    assert isinstance(split.route, RunningTextEntities)
 
 
 def test_restore_vectors_says_when_a_docbin_dropped_them(models):

@@ -183,7 +183,7 @@ def test_save_load_offline_and_from_bytes(fitted, tmp_path):
     loaded = spacy.load(tmp_path / "pipeline")
     assert [d.cats for d in loaded.pipe(TEXTS)] == expected  # identical, not close
     assert loaded.get_pipe("direct_textcat").labels == tuple(LABELS)
-    restored = textcat(Path(fitted.get_pipe("direct_textcat").cfg["model"]))
+    restored = textcat(Path(fitted.get_pipe("direct_textcat").model_name))
     restored.get_pipe("direct_textcat").from_bytes(fitted.get_pipe("direct_textcat").to_bytes())
     assert [d.cats for d in restored.pipe(TEXTS)] == expected
     # a head changed after saving is refused by the manifest

@@ -125,7 +125,7 @@ def test_to_bytes_from_bytes_round_trip(tmp_path, bert_dir):
     copy = spacy.util.load_model_from_config(nlp.config)
     copy.from_bytes(data)
     assert [_scored(doc) for doc in copy.pipe(TEXTS[:5] + TEXTS[-3:])] == expected
-    assert copy.get_pipe("direct_ner").cfg == nlp.get_pipe("direct_ner").cfg
+    assert copy.get_pipe("direct_ner").settings == nlp.get_pipe("direct_ner").settings
     again = spacy.util.load_model_from_config(copy.config)
     again.from_bytes(copy.to_bytes())  # a copy of a copy
     assert [_scored(doc) for doc in again.pipe(TEXTS[:5])] == expected[:5]

@@ -45,7 +45,7 @@ def glirel_dir(tmp_path_factory):
 def reference(glirel_dir):
     """glirel's own model on the same checkpoint (GLiREL.from_pretrained cannot run beside this
     huggingface_hub, so built as direct_rel builds it; the reading is glirel's predict_relations)."""
-    from spacy_direct_use.glirel_relations import load_glirel
+    from spacy_direct_use.glirel_checkpoint import load_glirel
 
     return load_glirel(glirel_dir, None, True, torch.device("cpu"))
 
@@ -108,7 +108,7 @@ def test_relations_equal_predict_relations(glirel_dir, reference, threshold, top
 @pytest.mark.parametrize("kind", ["markers", "refine"])
 def test_other_glirel_architectures_equal_predict_relations(tmp_path, kind):
     """Entity markers (positions shift in glirel's collator) and refine layers (pairs read each other)."""
-    from spacy_direct_use.glirel_relations import load_glirel
+    from spacy_direct_use.glirel_checkpoint import load_glirel
 
     model_dir = make_glirel(tmp_path / kind, markers=kind == "markers", refine=kind == "refine", seed=3)
     model = load_glirel(model_dir, None, True, torch.device("cpu"))
@@ -146,7 +146,7 @@ def test_long_doc_read_in_windows_to_its_end(tmp_path):
     """A Doc far past max_len words is read in windows of whole sentences, none over max_len words
     or the encoder's sub-words, nothing truncated: its last paragraph gets relations, each window's
     relations are glirel's on that window's words."""
-    from spacy_direct_use.glirel_relations import load_glirel
+    from spacy_direct_use.glirel_checkpoint import load_glirel
 
     model_dir = make_glirel(tmp_path / "short", max_len=24, max_positions=64)
     model = load_glirel(model_dir, None, True, torch.device("cpu"))
@@ -231,7 +231,7 @@ def test_long_sentence_in_strides_scores_pairs_once(tmp_path):
 def test_stride_pairs_come_from_the_most_central_window(tmp_path):
     """Where strides overlap, each pair's relations are glirel's reading of the stride in which
     the pair lies furthest from an edge."""
-    from spacy_direct_use.glirel_relations import load_glirel
+    from spacy_direct_use.glirel_checkpoint import load_glirel
     from spacy_direct_use.inference import first_pieces
 
     model_dir = make_glirel(tmp_path / "short", max_len=16, max_positions=64)

@@ -219,7 +219,7 @@ def test_pipe_and_saved_pipeline_carry_the_setting(bert_dir, tmp_path):
     assert [char_ents(doc) for doc in nlp.pipe(GLUED, batch_size=2)] == expected
     nlp.to_disk(tmp_path / "pipeline")
     loaded = spacy.load(tmp_path / "pipeline")
-    assert loaded.get_pipe("direct_ner").cfg["alignment_mode"] == "split"
+    assert loaded.get_pipe("direct_ner").settings.alignment_mode == "split"
     assert [char_ents(doc) for doc in loaded.pipe(GLUED)] == expected
 
 

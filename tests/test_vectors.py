@@ -163,6 +163,33 @@ def test_vectors_survive_serialization(encoder_dir):
     np.testing.assert_array_equal(pickled.vector, doc.vector)
 
 
+@pytest.mark.slow
+def test_docs_from_n_process_workers_read_the_same_vectors(encoder_dir):
+    """spaCy sends worker Docs back through Doc.to_bytes, which keeps no hooks: the tensor
+    direct_vectors writes gives the same doc, span and token vectors and similarity."""
+    nlp = vectors_nlp(encoder_dir)
+    expected = list(nlp.pipe(TEXTS))
+    got = list(nlp.pipe(TEXTS, n_process=2, batch_size=1))
+    for doc, want in zip(got, expected):
+        assert not doc.user_hooks  # what came back is hookless: the tensor carries the vectors
+        np.testing.assert_allclose(doc.vector, want.vector, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(doc[1:3].vector, want[1:3].vector, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(doc[0].vector, want[0].vector, rtol=1e-4, atol=1e-5)
+    with pytest.warns(UserWarning, match="W007"):  # spaCy's own warning: no static vectors in the vocab
+        assert got[0].similarity(got[1]) == pytest.approx(expected[0].similarity(expected[1]), abs=1e-5)
+
+
+def test_a_docs_own_tensor_is_kept(encoder_dir):
+    nlp = vectors_nlp(encoder_dir)
+    doc = nlp.make_doc(TEXTS[0])
+    doc.tensor = np.ones((len(doc), 3), dtype=np.float32)  # a tok2vec's, say
+    doc = nlp.get_pipe("direct_vectors")(doc)
+    np.testing.assert_array_equal(doc.tensor, np.ones((len(doc), 3), dtype=np.float32))
+    bare = vectors_nlp(encoder_dir)(TEXTS[0])
+    np.testing.assert_array_equal(doc.vector, bare.vector)  # read through the hooks
+    assert bare.tensor.shape == (len(bare) + 1, bare[0].vector.shape[0])
+
+
 def test_save_and_load_offline(encoder_dir, tmp_path):
     nlp = vectors_nlp(encoder_dir)
     expected = [nlp(t).vector for t in TEXTS]

@@ -53,7 +53,7 @@ def encoder_dir(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("multi_label", [False, True])
 def test_nli_equals_transformers_pipeline(nli_dir, multi_label):
     nlp = zeroshot(nli_dir, labels=LABELS, multi_label=multi_label)
-    assert nlp.get_pipe("direct_textcat").route == "nli"
+    assert nlp.get_pipe("direct_textcat").route.NAME == "nli"
     for doc, text in zip(nlp.pipe(TEXTS, batch_size=3), TEXTS):
         expected = pipeline_scores(nli_dir, text, LABELS, multi_label)
         assert set(doc.cats) == set(LABELS)
@@ -92,7 +92,7 @@ def test_embedding_route_equals_sentence_transformers(encoder_dir):
     st = pytest.importorskip("sentence_transformers")
     descriptions = {"Politics": "politics and government", "Sports": "sports news", "Science": "science and research"}
     nlp = zeroshot(encoder_dir, labels=descriptions)
-    assert nlp.get_pipe("direct_textcat").route == "embedding"
+    assert nlp.get_pipe("direct_textcat").route.NAME == "embedding"
     nlp.initialize()
     assert nlp.get_pipe("direct_textcat").is_multi_label is False
     model = st.SentenceTransformer(str(encoder_dir), device="cpu")
@@ -180,7 +180,7 @@ def test_bad_input(nli_dir, encoder_dir, tmp_path):
     with pytest.raises(DirectUseError, match=r"\[direct_textcat E063\].*id2label"):
         zeroshot(placeholder, labels=LABELS)(TEXTS[0])
     named = zeroshot(placeholder, labels=LABELS, id2label=["contradiction", "neutral", "entailment"])
-    assert named.get_pipe("direct_textcat").route == "nli" and set(named(TEXTS[0]).cats) == set(LABELS)
+    assert named.get_pipe("direct_textcat").route.NAME == "nli" and set(named(TEXTS[0]).cats) == set(LABELS)
     with pytest.raises(DirectUseError, match=r"\[direct_textcat E065\].*threshold"):
         zeroshot(nli_dir, labels=LABELS)(TEXTS[0], component_cfg={"direct_textcat": {"threshold": 0.2}})
     with pytest.raises(DirectUseError, match=r"\[direct_textcat E066\].*NLI"):
