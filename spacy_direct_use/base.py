@@ -39,8 +39,9 @@ _LOAD_LOCK = threading.Lock()
 __dict__ (spawned nlp.pipe workers) and a lock cannot be pickled; loads are rare."""
 
 SPEAKING_METHODS = ("__init__", "__call__", "predict", "set_annotations", "initialize", "_ensure_loaded", "score",
-                    "to_disk", "from_disk", "to_bytes", "from_bytes")  # fmt: skip
-"""Entry points whose messages name the component's factory (errors.speaking_for); pipe: per batch."""
+                    "to_disk", "from_disk", "to_bytes", "from_bytes", "fit", "doc_vectors")  # fmt: skip
+"""Entry points whose messages name the component's factory (errors.speaking_for), wrapped in
+each component class, inherited ones too; pipe: per batch, as a generator."""
 
 
 class DirectPipe(PipelineFiles, Pipe):
@@ -300,8 +301,6 @@ class DirectPipe(PipelineFiles, Pipe):
         self.timings[stage] += time.perf_counter() - since
 
 
-speaking_methods(DirectPipe, SPEAKING_METHODS)
-
 
 def _local_labels(model: Union[str, Path]) -> Optional[List[str]]:
     """A local checkpoint's labels from its config.json, so `labels` (and meta.json, which
@@ -312,4 +311,3 @@ def _local_labels(model: Union[str, Path]) -> Optional[List[str]]:
         return read_labels(path) if (path / "config.json").is_file() else None
     except DirectUseError:
         return None
-

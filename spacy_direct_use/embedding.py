@@ -152,9 +152,7 @@ class EmbeddingRunner(ClassifierRunner):
     def combine(self, windows: List[Window], pooled: Sequence[np.ndarray]) -> np.ndarray:
         """One text's vector from its windows' pooled vectors: each finished (normalized where
         declared), their mean weighted by each window's core, finished again. A text of one
-        window gets exactly its embedding. Chosen on STS-B dev pairs made long
-        (scripts/vectors_eval.py --long 30: Spearman 57.04, against 54.08 for normalizing
-        only the weighted mean, 35.31 for the plain mean and 45.87 for the first window)."""
+        window gets exactly its embedding. Chosen on STS-B dev pairs made long (docs/how-it-works.md, "Constants chosen on dev data")."""
         return self.finish(weighted_mean(windows, list(self.finish(np.stack(pooled)))))
 
 

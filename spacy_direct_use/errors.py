@@ -73,9 +73,9 @@ def examples_for(component: str) -> Examples:
 
 
 def speaking_methods(cls: type, names: Iterable[str]) -> None:
-    """Run each method in `names` that `cls` itself defines `with speaking_for(...)` its
-    instance's `factory_name()`: a component's entry points (base.DirectPipe does this for
-    itself and every subclass). Not for generators: the context must not span a yield."""
+    """Run each method in `names` that `cls` has (its own or inherited) `with speaking_for(...)`
+    its instance's `factory_name()`: a component's entry points (base.DirectPipe does this for
+    every component class). Not for generators: the context must not span a yield."""
     for name in names:
         method = getattr(cls, name, None)  # its own, or a mixin's
         if inspect.isfunction(method) and not getattr(method, "speaks", False):

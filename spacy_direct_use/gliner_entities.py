@@ -40,10 +40,8 @@ from .windows import Window, word_windows
 Entity = Tuple[int, int, str, float]  # start token, end token, label, score
 CPU_BATCH_WORDS = 512
 """Most padded words per forward pass on CPU (forward_batch_tokens null): each word carries
-max_width span rows, so passes are smaller than a token classifier's. Chosen on CoNLL-2003 dev
-(`scripts/gliner_benchmark.py --conll eng.testa --sentences 1000 --rounds 3 --batch-words
-384,512,768,1536`, gliner-minilm stand-in, 2 threads): 100.8, 104.7, 105.2, 103.5 Docs/s; 512
-and 768 tie within noise, and the smaller pass holds less memory."""
+max_width span rows, so passes are smaller than a token classifier's. Chosen on CoNLL-2003
+dev (docs/how-it-works.md, "Constants chosen on dev data")."""
 
 
 def is_gliner_checkpoint(name: Union[str, Path], revision: Optional[str], local_only: bool) -> bool:

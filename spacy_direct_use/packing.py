@@ -24,9 +24,7 @@ import torch
 PACK_WIDTH = 96
 """Row width for packed windows (special tokens included). Wider rows spend more on
 attention between windows that the mask then throws away, narrower ones leave more
-windows unpacked. eng.testb in 64-sentence batches on the 2-CPU machine
-(`scripts/benchmark.py --batch-sizes 64 --pack-widths 64,80,128,256`): 96 ran 0.93x
-the whole-corpus floor, 64 and 80 0.85x, 128 0.83x, 256 0.80x (a noisy run)."""
+windows unpacked (docs/how-it-works.md, "Constants chosen on dev data")."""
 
 MASK_KINDS = ("additive_4d", "binary_3d")
 """Block-diagonal mask formats tried in order: transformers 5 passes a 4D mask

@@ -24,7 +24,7 @@ from spacy.tokens import Doc, Span, SpanGroup
 
 from .base import DirectPipe
 from .categories import FineTunedCategories, Prediction
-from .errors import DirectUseError, Errors, speaking_methods
+from .errors import DirectUseError, Errors
 from .fitted_head import FittedHead, examples_with_cats
 from .settings import ClassifierSettings, LabelsSetting, flag, fraction, label_texts, labels_check, optional, positive_int, setting, template_check
 from .zeroshot import NliCategories, SimilarityCategories
@@ -138,6 +138,3 @@ class DirectTextCat(DirectPipe):
     @staticmethod
     def _cats(names: List[Optional[str]], probs: np.ndarray) -> Dict[str, float]:
         return {name: float(p) for name, p in zip(names, probs.tolist()) if name}
-
-
-speaking_methods(DirectTextCat, ("fit", "doc_vectors"))  # their messages are headed [direct_textcat Exxx] too
