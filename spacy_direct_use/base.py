@@ -23,9 +23,9 @@ from spacy.util import minibatch
 from .alignment import TokenAlignment, text_pieces, word_pieces
 from .embedding import EmbeddingRunner
 from .errors import DirectUseError, Errors, examples_for, speaking_for, speaking_methods
-from .inference import ClassifierRunner
+from .inference import Runner
 from .forking import fork_safe_torch
-from .loading import load_classifier, read_labels, resolve_device
+from .loading import load_checkpoint, read_labels, resolve_device
 from .onnx_graph import OnnxClassifier
 from .openvino_engine import CALIBRATION_DOCS, run_on_engine
 from .openvino_engine import SAVED_FILES as SAVED_OPENVINO_FILES
@@ -169,11 +169,11 @@ class DirectPipe(PipelineFiles, Pipe):
                     self._runner = self.route.load()
         return self._runner
 
-    def load_head(self, task: str) -> ClassifierRunner:
+    def load_head(self, task: str) -> Runner:
         """The checkpoint with the head `task` names (loading.TASKS), checked by the route,
         in a runner on the device, precision and engine set."""
         route, settings = self.route, self.settings
-        loaded = load_classifier(
+        loaded = load_checkpoint(
             self._source,
             task,
             self.FACTORY,
@@ -194,12 +194,12 @@ class DirectPipe(PipelineFiles, Pipe):
         self._stored_dtype, self._model_labels = loaded.stored_dtype, loaded.labels
         precision = "fp32" if settings.engine == "openvino" else settings.precision  # OpenVINO takes it over
         if task == "embedding":
-            runner: ClassifierRunner = EmbeddingRunner(
+            runner: Runner = EmbeddingRunner(
                 loaded.model, loaded.tokenizer, device, precision,
                 settings.forward_batch_size, settings.forward_batch_tokens, route.layout, self.saved_int8(),
             )  # fmt: skip
         else:
-            runner = ClassifierRunner(
+            runner = Runner(
                 loaded.model, loaded.tokenizer, device, precision,
                 settings.forward_batch_size, settings.forward_batch_tokens,
                 getattr(settings, "pack_windows", False), self.saved_int8(),
@@ -209,7 +209,7 @@ class DirectPipe(PipelineFiles, Pipe):
         route.on_load(loaded, runner)
         return runner
 
-    def _calibration_windows(self, runner: ClassifierRunner) -> List[np.ndarray]:
+    def _calibration_windows(self, runner: Runner) -> List[np.ndarray]:
         """The windows of initialize's Docs, special tokens included, as the route reads them."""
         docs = self._calibration_docs
         if not docs:
@@ -253,7 +253,7 @@ class DirectPipe(PipelineFiles, Pipe):
         """What the route reads in each Doc; `call_settings` override the config for this call."""
         return self.route.predict(docs, self.settings.for_call(self.FACTORY, call_settings))
 
-    def encode(self, docs: List[Doc], runner: ClassifierRunner, words: bool = True) -> Tuple[List[np.ndarray], List[TokenAlignment]]:
+    def encode(self, docs: List[Doc], runner: Runner, words: bool = True) -> Tuple[List[np.ndarray], List[TokenAlignment]]:
         """Each Doc's sub-word ids and which pieces belong to which of its tokens: its tokens
         read as pre-split words, or (`words` false) its running text."""
         return word_pieces(docs, runner.encoder) if words else text_pieces(docs, runner.text_encoder)
@@ -274,7 +274,7 @@ class DirectPipe(PipelineFiles, Pipe):
                 probs[core_start:core_end] = window_out[core_start - start : core_end - start]
         return alignments, doc_probs
 
-    def forward(self, runner: ClassifierRunner, ids: List[np.ndarray], windows: List[Tuple[int, Window]]) -> List[Any]:
+    def forward(self, runner: Runner, ids: List[np.ndarray], windows: List[Tuple[int, Window]]) -> List[Any]:
         """What the runner gives for each (Doc index, window)."""
         clock = time.perf_counter()
         with fork_safe_torch():

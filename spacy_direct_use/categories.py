@@ -14,7 +14,7 @@ from spacy.tokens import Doc
 
 from .alignment import TokenAlignment
 from .errors import DirectUseError, Errors
-from .inference import ClassifierRunner
+from .inference import Runner
 from .loading import LoadedModel, read_json
 from .route import Route
 from .windows import Window, read_windows, strided_windows, weighted_mean
@@ -123,7 +123,7 @@ class FineTunedCategories(CategoryRoute):
             self.multi = getattr(loaded.model.config, "problem_type", None) == "multi_label_classification"
         return self.multi
 
-    def reader(self, runner: ClassifierRunner, settings: Any) -> WindowReader:
+    def reader(self, runner: Runner, settings: Any) -> WindowReader:
         texts = label_texts(settings.labels)
         own = self.pipe.model_labels
         if texts is not None and set(texts) != set(own):

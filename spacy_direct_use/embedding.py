@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .errors import DirectUseError, Errors
-from .inference import ClassifierRunner
+from .inference import Runner
 from .loading import read_json
 from .route import Route
 from .windows import Window, weighted_mean
@@ -114,7 +114,7 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, modes: Sequence[str]) -> torc
     return torch.cat(vectors, dim=-1)
 
 
-class EmbeddingRunner(ClassifierRunner):
+class EmbeddingRunner(Runner):
     """Runs an encoder (transformers' AutoModel) over many inputs at once; each gives
     its pooled vector (before any normalization) and its sub-words' hidden states."""
 

@@ -31,8 +31,9 @@ def encode_batch(encoder: Tokenizer, words: List[List[str]]) -> list:
     return encoder.encode_batch(words, is_pretokenized=True, add_special_tokens=False)
 
 
-class ClassifierRunner:
-    """Runs a Hugging Face token or sequence classifier over many windows at once.
+class Runner:
+    """Runs a Hugging Face checkpoint over many windows at once: a token or sequence classifier
+    here, an encoder with no head in its subclass (embedding.EmbeddingRunner).
 
     Special tokens are added around each window. On CPU in fp32, a token
     classifier's short windows share rows of PACK_WIDTH sub-words where the model

@@ -44,7 +44,7 @@ class LoadedModel:
     stored_dtype: Optional[torch.dtype]  # None: an ONNX graph, run as shipped
 
 
-def load_classifier(
+def load_checkpoint(
     name: Union[str, Path],
     task: str = "token",
     component: str = "direct_ner",
@@ -58,7 +58,7 @@ def load_classifier(
     subfolder: str = "",
     onnx_file: Optional[str] = None,
 ) -> LoadedModel:
-    """Load a classifier with the head `task` needs (TASKS) for `component`, and refuse
+    """Load a checkpoint with the head `task` needs (TASKS: a classifier, or an encoder) for `component`, and refuse
     checkpoints that would give random or no predictions. The labels are checked
     (`check_labels(labels, name)`, the component's own rules) from the config,
     before any weights load.

@@ -23,7 +23,7 @@ from .consistency import reconcile
 from .decoding import extract_entities, viterbi
 from .errors import DirectUseError, Errors
 from .gliner_entities import Entity, GlinerEntities, best_flat
-from .inference import ClassifierRunner, encode_batch
+from .inference import Runner, encode_batch
 from .forking import fork_safe_torch
 from .labels import (
     PROBE_SENTENCES,
@@ -84,7 +84,7 @@ class TokenEntities(Route):
         self.type_labels: List[Optional[str]] = []  # spaCy label per entity type id, after label_map
         self.decided_scheme: Optional[Dict[str, str]] = None  # tag_scheme "auto"'s decision, once made or read
 
-    def load(self) -> ClassifierRunner:
+    def load(self) -> Runner:
         if self.pipe.settings.labels is not None:
             self.refuse_labels(list(label_texts(self.pipe.settings.labels)))
         return super().load()
@@ -96,7 +96,7 @@ class TokenEntities(Route):
     def check_labels(self, labels: List[str], name: str) -> None:
         check_labels(labels, name, self.pipe.settings.tag_scheme)
 
-    def on_load(self, loaded: LoadedModel, runner: ClassifierRunner) -> None:
+    def on_load(self, loaded: LoadedModel, runner: Runner) -> None:
         scheme = self._read_tag_scheme(loaded, runner)
         mapped = map_types(scheme.entity_types, self.pipe.settings.label_map)
         self.type_labels = [mapped[t] for t in scheme.entity_types]
@@ -108,7 +108,7 @@ class TokenEntities(Route):
     def restore_state(self, state: Dict[str, object]) -> None:
         self.decided_scheme = state.get("tag_scheme")
 
-    def _read_tag_scheme(self, loaded: LoadedModel, runner: ClassifierRunner) -> LabelScheme:
+    def _read_tag_scheme(self, loaded: LoadedModel, runner: Runner) -> LabelScheme:
         """The checkpoint's labels in the scheme it was trained with: the tag_scheme
         setting, else the decision a saved pipeline holds, else what the labels say,
         else what the model predicts on PROBE_SENTENCES (logged, and saved by to_disk)."""
@@ -120,7 +120,7 @@ class TokenEntities(Route):
             setting = self.decided_scheme["tag_scheme"]
         return LabelScheme.from_id2label(dict(enumerate(loaded.labels)), name, setting)
 
-    def _decide_tag_scheme(self, name: str, labels: List[str], runner: ClassifierRunner) -> Dict[str, str]:
+    def _decide_tag_scheme(self, name: str, labels: List[str], runner: Runner) -> Dict[str, str]:
         """tag_scheme "auto": what the labels say, else what the model predicts on PROBE_SENTENCES."""
         scheme, why = scheme_from_labels(labels) or scheme_from_predictions(self._probe_paths(runner), labels)
         if scheme is None:  # IOB2: what every fine-tuning script's conversion gives
@@ -134,7 +134,7 @@ class TokenEntities(Route):
         return {"tag_scheme": scheme, "why": why}
 
     @staticmethod
-    def _probe_paths(runner: ClassifierRunner) -> List[np.ndarray]:
+    def _probe_paths(runner: Runner) -> List[np.ndarray]:
         """The model's argmax tag for the first piece of each word of PROBE_SENTENCES."""
         encodings = encode_batch(runner.encoder, PROBE_SENTENCES)
         with fork_safe_torch():

@@ -24,7 +24,7 @@ from spacy.tokens import Doc
 
 if TYPE_CHECKING:
     from .base import DirectPipe
-    from .inference import ClassifierRunner
+    from .inference import Runner
     from .loading import LoadedModel
     from .settings import Settings
 
@@ -57,7 +57,7 @@ class Route:
         """Whether a classifier's labels are independent (sigmoid) rather than exclusive (softmax)."""
         return False
 
-    def on_load(self, loaded: "LoadedModel", runner: "ClassifierRunner") -> None:
+    def on_load(self, loaded: "LoadedModel", runner: "Runner") -> None:
         """Called once the shared core has loaded the model."""
 
     @property

@@ -34,14 +34,14 @@ def test_from_bytes_refuses_names_to_bytes_never_writes(bert_dir, tmp_path, name
 
 def test_two_threads_load_the_model_once(bert_dir, monkeypatch):
     loads = []
-    real_load = pipe_module.load_classifier
+    real_load = pipe_module.load_checkpoint
 
     def slow_load(*args, **kwargs):
         loads.append(threading.get_ident())
         time.sleep(0.3)  # both threads arrive while the first is still loading
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(pipe_module, "load_classifier", slow_load)
+    monkeypatch.setattr(pipe_module, "load_checkpoint", slow_load)
     nlp = make_nlp(bert_dir)
     results = []
     threads = [threading.Thread(target=lambda: results.append(ents(nlp(TEXT)))) for _ in range(2)]

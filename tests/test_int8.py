@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from spacy_direct_use import DirectNERError
-from spacy_direct_use.inference import ClassifierRunner
+from spacy_direct_use.inference import Runner
 from spacy_direct_use.int8 import Int8Classifier
 
 from conftest import make_lookup_model
@@ -134,7 +134,7 @@ def test_int8_on_a_gpu_device_is_refused_at_load(bert_dir):
     model = AutoModelForTokenClassification.from_pretrained(bert_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(bert_dir)
     with pytest.raises(DirectNERError, match=r"runs on CPU only, but the model would run on 'cuda'"):
-        ClassifierRunner(model, tokenizer, torch.device("cuda"), "int8", 8, None)
+        Runner(model, tokenizer, torch.device("cuda"), "int8", 8, None)
 
 
 def test_int8_without_onnxruntime_says_what_to_install(bert_dir, monkeypatch):

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 
 from conftest import BIO_LABELS, make_nlp, train_tokenizer
-from spacy_direct_use.inference import ClassifierRunner
+from spacy_direct_use.inference import Runner
 from spacy_direct_use.packing import PACK_WIDTH, pack_rows
 
 
@@ -67,7 +67,7 @@ def random_bert_dir(tmp_path_factory):
 def runner_for(model_class, path, pack=True, batch_size=128):
     model = model_class.from_pretrained(path).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    return ClassifierRunner(model, tokenizer, torch.device("cpu"), "fp32", batch_size, None, pack)
+    return Runner(model, tokenizer, torch.device("cpu"), "fp32", batch_size, None, pack)
 
 
 def test_short_windows_share_rows_and_passes(random_bert_dir):
