@@ -14,6 +14,7 @@ from transformers.utils import logging as hf_logging
 
 from conftest import ents, make_nlp
 import spacy_direct_use.base as pipe_module
+from spacy_direct_use.persistence import SAVED_TOP_FILES
 from spacy_direct_use import DirectNERError
 
 TEXT = "Angela Merkel flew to Paris to meet the United Nations."
@@ -23,7 +24,7 @@ EXPECTED = [("Angela Merkel", "PER"), ("Paris", "LOC"), ("United Nations", "ORG"
 @pytest.mark.parametrize("name", ["../escaped", "model/../../escaped", "/tmp/escaped-abs", "weights.bin", "model\\..\\x"])
 def test_from_bytes_refuses_names_to_bytes_never_writes(bert_dir, tmp_path, name):
     files = srsly.msgpack_loads(make_nlp(bert_dir).get_pipe("direct_ner").to_bytes())
-    assert all(n.startswith("model/") or n in pipe_module.SAVED_TOP_FILES for n in files)
+    assert all(n.startswith("model/") or n in SAVED_TOP_FILES for n in files)
     name = name.replace("/tmp/escaped-abs", str(tmp_path / "escaped-abs"))
     files[name] = b"written where it should not be"
     other = make_nlp("hub-user/never-downloaded")
