@@ -124,9 +124,11 @@ class DirectVectors(DirectPipe):
 
 def tensor_rows(vector: np.ndarray, token_vectors: Optional[np.ndarray], n_tokens: int) -> np.ndarray:
     """doc.tensor for a Doc whose hooks are lost (nlp.pipe n_process): a row per token (its
-    vector, or the Doc's where token_vectors is off) and one more, so that the mean of all rows,
-    spaCy's hookless `doc.vector`, is `vector`."""
-    rows = token_vectors if token_vectors is not None else np.tile(vector, (n_tokens, 1))
+    vector; the Doc's where token_vectors is off, or where several poolings concatenated make
+    the Doc's vector wider than a token's) and one more, so that the mean of all rows, spaCy's
+    hookless `doc.vector`, is `vector`."""
+    same_width = token_vectors is not None and token_vectors.shape[-1] == vector.shape[-1]
+    rows = token_vectors if same_width else np.tile(vector, (n_tokens, 1))
     extra = (n_tokens + 1) * vector.astype(np.float64) - rows.sum(axis=0, dtype=np.float64)
     return np.vstack([rows, extra[None]]).astype(np.float32)
 

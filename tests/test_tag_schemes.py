@@ -11,6 +11,7 @@ import spacy
 from spacy.tokens import Doc
 
 from conftest import BIO_LABELS, ents, make_lookup_model, make_nlp
+from spacy_direct_use.ner import TokenEntities
 from spacy_direct_use import DirectNERError
 from spacy_direct_use.labels import LabelScheme, scheme_from_labels
 
@@ -85,7 +86,7 @@ def test_the_decision_is_saved_with_the_pipeline(iob1_dir, tmp_path, monkeypatch
     def no_probe(*args, **kwargs):
         raise AssertionError("a saved pipeline must not decide again")
 
-    monkeypatch.setattr(type(nlp.get_pipe("direct_ner")), "_probe_paths", no_probe)
+    monkeypatch.setattr(TokenEntities, "_probe_paths", no_probe)
     loaded = spacy.load(tmp_path / "pipeline")
     assert loaded.get_pipe("direct_ner").tag_scheme == "iob1"  # read from the saved cfg, weights not loaded
     assert ents(loaded(TEXT)) == EXPECTED

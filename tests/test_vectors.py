@@ -126,9 +126,9 @@ def test_a_long_doc_is_the_core_weighted_mean_of_its_normalized_windows(encoder_
     pipe = nlp.get_pipe("direct_vectors")
     text = "Angela Merkel flew to Paris. Jane Doe visited Berlin on Monday. a b c d e f g h. The United Nations met in Geneva."
     doc = nlp(text)
-    runner = pipe._ensure_loaded()
-    (ids,), (alignment,) = pipe._encode_text([doc], runner)
-    windows = pipe._windows(doc, alignment, runner.content_length)
+    runner = pipe.runner
+    (ids,), (alignment,) = pipe.encode([doc], runner, words=False)
+    windows = pipe.windows(doc, alignment, runner.content_length)
     assert len(windows) >= 2
     offsets = runner.text_encoder.encode(text, add_special_tokens=False).offsets
     window_texts = [text[offsets[start][0] : offsets[end - 1][1]] for start, end, _, _ in windows]

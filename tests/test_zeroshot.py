@@ -110,7 +110,7 @@ def test_label_embeddings_computed_once_per_label_set(encoder_dir):
     list(nlp.pipe(TEXTS))
     list(nlp.pipe(TEXTS, component_cfg={"direct_textcat": {"labels": ["a", "b"]}}))
     list(nlp.pipe(TEXTS))
-    assert sorted(pipe._label_vectors) == [("a", "b"), tuple(LABELS)]
+    assert sorted(pipe.route.label_vectors) == [("a", "b"), tuple(LABELS)]
 
 
 def test_a_long_doc_gets_categories_from_its_end(nli_dir, encoder_dir):
