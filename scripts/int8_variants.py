@@ -26,7 +26,7 @@ from spacy.training import Example
 from transformers import AutoConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout works uninstalled
-from spacy_direct_use.int8 import Int8Classifier, _export, int8_classifier  # noqa: E402  (_export: no public ONNX export yet)
+from spacy_direct_use.int8 import Int8Classifier, _export, int8_classifier  # noqa: E402  (_export: the package has no public ONNX export yet)
 from harness import read_gold, round_times, words_doc, words_per_second  # noqa: E402
 
 
