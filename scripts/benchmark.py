@@ -76,6 +76,7 @@ from harness import (
     read_gold,
     runner_autocast,
     setup_run,
+    words_per_second,
 )
 from peers import PEERS, Peer
 
@@ -263,7 +264,7 @@ class Result:
 
     @property
     def words_per_second(self) -> float:
-        return self.n_words / self.best.seconds
+        return words_per_second(self.n_words, self.best.seconds)
 
 
 def time_round(system: System, corpus: Corpus, device: Device) -> Round:
@@ -542,7 +543,7 @@ def format_stream(report: Dict[str, Any], corpus: Corpus) -> str:
     samples = " ".join(f"{w // 1000}k:{m:.0f}" for w, m in report["samples"])
     return (
         f"\n== memory: {report['words']} words of fresh {corpus.name} Docs streamed through direct_ner "
-        f"({report['words'] / report['seconds']:.0f} words/s) ==\n"
+        f"({words_per_second(report['words'], report['seconds']):.0f} words/s) ==\n"
         f"peak RSS after {STREAM_CHECKPOINT_WORDS // 1000}k words: {report['peak_at_checkpoint']:.0f} MiB; "
         f"at the end: {report['peak_end']:.0f} MiB; growth {growth:+.0f} MiB -> {'flat' if flat else 'GROWING'}\n"
         f"RSS samples (words:MiB): {samples}"

@@ -325,14 +325,9 @@ def round_times(
     return times
 
 
-def timed_rounds(
-    systems: Mapping[str, Callable[..., Any]],
-    rounds: int,
-    prepare: Optional[Callable[[str], Any]] = None,
-    outputs: Optional[Dict[str, Any]] = None,
-) -> Dict[str, float]:
-    """Best seconds per system over `rounds` (round_times, the same arguments)."""
-    return {name: min(times) for name, times in round_times(systems, rounds, prepare, outputs).items()}
+def timed_rounds(systems: Mapping[str, Callable[..., Any]], rounds: int, **options: Any) -> Dict[str, float]:
+    """Best seconds per system over `rounds` (round_times, with its options: prepare, outputs, progress)."""
+    return {name: min(times) for name, times in round_times(systems, rounds, **options).items()}
 
 
 def best_of(call: Callable[[], Any], repeats: int) -> float:
