@@ -34,7 +34,8 @@ the first call after spacy.load, lazy and after an eager initialize().
 
 --peers needs spacy-huggingface-pipelines and spacy-wrap installed (keep them in a
 separate venv); peers that cannot be imported are skipped with a note. Shared pieces
-(gold Docs, device, direct_ner pipeline) are in harness.py, the peers in peers.py.
+(gold Docs, device, direct_ner pipeline, the bare forward floor) are in harness.py, the
+peers in peers.py.
 """
 import argparse
 import gc
