@@ -34,7 +34,8 @@ the first call after spacy.load, lazy and after an eager initialize().
 
 --peers needs spacy-huggingface-pipelines and spacy-wrap installed (keep them in a
 separate venv); peers that cannot be imported are skipped with a note. Shared pieces
-(gold Docs, device, direct_ner pipeline) are in harness.py, the peers in peers.py.
+(gold Docs, device, direct_ner pipeline, the bare forward floor) are in harness.py, the
+peers in peers.py.
 """
 import argparse
 import gc
@@ -67,12 +68,16 @@ from harness import (
     Corpus,
     Device,
     add_common_args,
+    bare_forward,
     direct_ner_model,
     direct_ner_nlp,
     forward_counter,
     granularities,
+    pad_ids,
     read_gold,
+    runner_autocast,
     setup_run,
+    words_per_second,
 )
 from peers import PEERS, Peer
 
@@ -159,22 +164,12 @@ def floor_system(model_path: str, batch_size: int, device: Device) -> System:
     prefix, suffix = (ids.tolist() for ids in special_tokens(tokenizer))  # e.g. [CLS], [SEP]
     n_special = len(prefix) + len(suffix)
     max_content = min(tokenizer.model_max_length, model.config.max_position_embeddings) - n_special
-    pad_id = tokenizer.pad_token_id or 0
+    encode = pad_ids(tokenizer.pad_token_id or 0)
 
     def run(texts: List[str]) -> None:
         encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        windows = [ids[i : i + max_content] for ids in encoded for i in range(0, len(ids), max_content)]
-        windows.sort(key=len)
-        with torch.inference_mode():
-            for start in range(0, len(windows), batch_size):
-                batch = [prefix + w + suffix for w in windows[start : start + batch_size]]
-                input_ids = torch.full((len(batch), len(batch[-1])), pad_id, dtype=torch.long)
-                mask = torch.zeros_like(input_ids)
-                for row, ids in enumerate(batch):
-                    input_ids[row, : len(ids)] = torch.tensor(ids)
-                    mask[row, : len(ids)] = 1
-                logits = model(input_ids=input_ids.to(device.target), attention_mask=mask.to(device.target)).logits
-                logits.argmax(-1).cpu()
+        windows = [prefix + ids[i : i + max_content] + suffix for ids in encoded for i in range(0, len(ids), max_content)]
+        bare_forward(model, windows, batch_size, encode, device=device.target)
 
     return System("floor", lambda corpus: corpus.texts, run, model)
 
@@ -270,7 +265,7 @@ class Result:
 
     @property
     def words_per_second(self) -> float:
-        return self.n_words / self.best.seconds
+        return words_per_second(self.n_words, self.best.seconds)
 
 
 def time_round(system: System, corpus: Corpus, device: Device) -> Round:
@@ -382,18 +377,18 @@ def latency_text(path: Path) -> str:
     raise ValueError(f"{path} has no sentence of {LATENCY_WORDS} words")
 
 
-def bare_forward(nlp: Language) -> Callable[[str], Any]:
+def runner_forward(nlp: Language) -> Callable[[str], Any]:
     """The floor for one text: direct_ner's own tokenizer and model (int8: its ONNX Runtime
-    session), called directly (private attributes: benchmark use only)."""
+    session), called directly through the bare forward floor (harness.bare_forward)."""
     pipe = nlp.get_pipe("direct_ner")
-    runner, tokenizer = pipe._runner, pipe._tokenizer
+    runner, tokenizer = pipe.runner, pipe.hf_tokenizer
+
+    def encode(texts: List[str]) -> Dict[str, torch.Tensor]:  # the two inputs an int8 graph takes too
+        encoded = tokenizer(texts, return_tensors="pt")
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     def run(text: str) -> Any:
-        encoded = tokenizer(text, return_tensors="pt")
-        with torch.inference_mode(), runner._autocast():
-            return runner.model(
-                input_ids=encoded["input_ids"].to(runner.device), attention_mask=encoded["attention_mask"].to(runner.device)
-            ).logits.cpu()
+        return bare_forward(runner.model, [text], 1, encode, read=lambda outputs, _: outputs.logits.cpu(), device=runner.device, autocast=runner_autocast(runner))
 
     return run
 
@@ -467,7 +462,7 @@ def measure_latency(args: argparse.Namespace, device: Device) -> str:
         start = time.perf_counter()
         nlp = direct_ner_nlp(args.model, Device(device.gpu_id, precision))
         lines.append(f"{precision:<6} first load from the checkpoint (add_pipe + initialize): {1000 * (time.perf_counter() - start):.0f} ms")
-        bare = bare_forward(nlp)
+        bare = runner_forward(nlp)
         times = latency_ms({"tokenizer + forward": lambda: bare(text), "nlp(text) with direct_ner": lambda: nlp(text)}, device)
         lines += format_latency(precision, times)
         with tempfile.TemporaryDirectory() as tmp:
@@ -549,7 +544,7 @@ def format_stream(report: Dict[str, Any], corpus: Corpus) -> str:
     samples = " ".join(f"{w // 1000}k:{m:.0f}" for w, m in report["samples"])
     return (
         f"\n== memory: {report['words']} words of fresh {corpus.name} Docs streamed through direct_ner "
-        f"({report['words'] / report['seconds']:.0f} words/s) ==\n"
+        f"({words_per_second(report['words'], report['seconds']):.0f} words/s) ==\n"
         f"peak RSS after {STREAM_CHECKPOINT_WORDS // 1000}k words: {report['peak_at_checkpoint']:.0f} MiB; "
         f"at the end: {report['peak_end']:.0f} MiB; growth {growth:+.0f} MiB -> {'flat' if flat else 'GROWING'}\n"
         f"RSS samples (words:MiB): {samples}"

@@ -15,10 +15,9 @@ from typing import Callable, Dict, List
 
 import numpy as np
 import spacy
-from spacy.tokens import Doc
 from spacy.training import Example
-from spacy.training.converters import conllu_to_docs
 
+from harness import read_gold, words_doc
 from precision_benchmark import SYSTEMS
 from vectors_eval import read_stsb, spearman
 
@@ -46,11 +45,11 @@ def main() -> None:
     calibration = first[: args.calibration_docs]
     result = {}
     if args.tagger_model and args.conllu:
-        golds = list(conllu_to_docs(args.conllu.read_text(encoding="utf-8"), n_sents=1, no_print=True))
+        golds = read_gold(args.conllu)
         gold_tags = [t.pos_ for doc in golds for t in doc]
 
         def upos_accuracy(nlp: spacy.Language) -> float:
-            docs = [Doc(nlp.vocab, words=[t.text for t in g], spaces=[bool(t.whitespace_) for t in g]) for g in golds]
+            docs = [words_doc(nlp.vocab, g) for g in golds]
             tags = [t.pos_ for doc in nlp.pipe(docs, batch_size=64) for t in doc]
             return round(100 * float(np.mean([a == b for a, b in zip(tags, gold_tags)])), 2)
 

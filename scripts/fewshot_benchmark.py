@@ -168,8 +168,7 @@ def choose(args) -> None:
         labels = list(names)
         gold_ids = np.array([labels.index(g) for g in gold])
         vectors = embeddings(args.model, texts, args.cache / f"{dataset}.npy" if args.cache else None)
-        name_vectors = textcat_nlp(args.model, names).get_pipe("direct_textcat")
-        name_vectors = name_vectors._embedded_labels(name_vectors._ensure_loaded(), tuple(names.values()))
+        name_vectors = textcat_nlp(args.model, names).get_pipe("direct_textcat").runner.embed_texts(list(names.values()))
         zeroshot = np.stack([similarity_scores(v, name_vectors, False) for v in vectors])
         targets = np.eye(len(labels))[gold_ids]
         cells: Dict[str, Any] = {}
@@ -238,8 +237,7 @@ def table(args) -> None:
         cells: Dict[str, Dict[str, Any]] = result["datasets"].setdefault(dataset, {})
         fitted = textcat_nlp(args.model)
         both = textcat_nlp(args.model, names)
-        label_vectors = both.get_pipe("direct_textcat")
-        label_vectors = label_vectors._embedded_labels(label_vectors._ensure_loaded(), tuple(names.values()))
+        label_vectors = both.get_pipe("direct_textcat").runner.embed_texts(list(names.values()))
         zeroshot = np.stack([similarity_scores(v, label_vectors, False) for v in vectors])
         st_vectors = st_embeddings(args.model, texts, args.cache / f"{dataset}_st.npy" if args.cache else None) if "lr" in systems else None
         st_model = None

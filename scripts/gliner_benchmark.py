@@ -24,13 +24,12 @@ span layers: many spans near 0.5, slower decoding in every system).
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import spacy
 import torch
 
-from harness import timed_rounds
-from spacy_direct_use.conll import read_conll
+from harness import gold_texts, timed_rounds, words_per_second
 
 DEFAULT_LABELS = ["person", "organization", "location", "miscellaneous"]
 
@@ -43,11 +42,6 @@ def build_gliner(encoder: str, out: Path) -> Path:
     model = GLiNER.from_config(GLiNERConfig(model_name=encoder, max_width=12, max_len=384), backbone_from_pretrained=True)
     model.save_pretrained(out, safe_serialization=True)
     return out
-
-
-def conll_texts(path: Path, limit: int) -> List[str]:
-    sentences = [" ".join(words) for article in read_conll(path) for words, _ in article]
-    return sentences[:limit] if limit else sentences
 
 
 def main() -> None:
@@ -70,7 +64,7 @@ def main() -> None:
     import gliner_spacy  # noqa: F401  (registers the gliner_spacy factory)
 
     labels = args.labels.split(",")
-    texts = conll_texts(args.conll, args.sentences)
+    texts = gold_texts(args.conll, max_docs=args.sentences)
     n_words = sum(len(text.split()) for text in texts)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model or str(build_gliner(args.encoder, Path(tmp) / "gliner"))
@@ -81,34 +75,25 @@ def main() -> None:
         peer = spacy.blank("en")
         peer.add_pipe("gliner_spacy", config={"gliner_model": model_dir, "labels": labels, "threshold": args.threshold})
         peer.get_pipe("gliner_spacy").model = reference  # the same loaded model (it would load without the checkpoint's tokenizer)
-        outputs: Dict[str, list] = {}
-
-        def keep(name: str, run: Callable[[], list]) -> Callable[[], list]:
-            def wrapped() -> list:
-                outputs[name] = run()
-                return outputs[name]
-
-            return wrapped
-
         systems = {
-            "direct_ner": keep("direct_ner", lambda: [_ents(doc) for doc in direct.pipe(texts, batch_size=args.batch_size)]),
-            "gliner-spacy": keep("gliner-spacy", lambda: [_ents(doc) for doc in peer.pipe(texts)]),
-            "GLiNER.inference, batch 8": keep("inference8", lambda: _inference(reference, texts, labels, args.threshold, 8)),
-            "GLiNER.inference, batch 32": keep("inference32", lambda: _inference(reference, texts, labels, args.threshold, 32)),
+            "direct_ner": lambda: [_ents(doc) for doc in direct.pipe(texts, batch_size=args.batch_size)],
+            "gliner-spacy": lambda: [_ents(doc) for doc in peer.pipe(texts)],
+            "GLiNER.inference, batch 8": lambda: _inference(reference, texts, labels, args.threshold, 8),
+            "GLiNER.inference, batch 32": lambda: _inference(reference, texts, labels, args.threshold, 32),
         }
-        best = timed_rounds(systems, args.rounds)
+        outputs: Dict[str, list] = {}
+        best = timed_rounds(systems, args.rounds, outputs=outputs)
 
     print(f"{len(texts)} CoNLL-2003 sentences, {n_words} words; entity types {labels}, threshold {args.threshold}; "
           f"torch threads {torch.get_num_threads()}; best of {args.rounds} rounds")  # fmt: skip
     print("| system | Docs/s | words/s | direct_ner × | entities |\n| --- | --- | --- | --- | --- |")
-    names = {"direct_ner": "direct_ner", "gliner-spacy": "gliner-spacy", "GLiNER.inference, batch 8": "inference8", "GLiNER.inference, batch 32": "inference32"}
     for name, seconds in best.items():
-        found = sum(len(ents) for ents in outputs[names[name]])
+        found = sum(len(ents) for ents in outputs[name])
         ratio = seconds / best["direct_ner"]
-        print(f"| {name} | {len(texts) / seconds:,.1f} | {n_words / seconds:,.0f} | {ratio:.2f} | {found:,} |")
+        print(f"| {name} | {len(texts) / seconds:,.1f} | {words_per_second(n_words, seconds):,.0f} | {ratio:.2f} | {found:,} |")
     splitter = reference.data_processor.words_splitter
     agree = [[t.text for t in direct.make_doc(text) if not t.is_space] == [w for w, _, _ in splitter(text)] for text in texts]
-    same = [_equal(a, b) for a, b in zip(outputs["direct_ner"], outputs["inference8"])]
+    same = [_equal(a, b) for a, b in zip(outputs["direct_ner"], outputs["GLiNER.inference, batch 8"])]
     print(f"spaCy's tokens are gliner's words in {sum(agree)}/{len(texts)} texts; there direct_ner's entities equal "
           f"GLiNER.inference's in {sum(s for s, a in zip(same, agree) if a)}/{sum(agree)}; in all texts {sum(same)}/{len(texts)}")  # fmt: skip
 
@@ -116,7 +101,7 @@ def main() -> None:
 def batch_words_sweep(args: argparse.Namespace) -> None:
     """Docs/s of direct_ner for each padded-words-per-pass budget, interleaved rounds (how
     gliner_entities.CPU_BATCH_WORDS was chosen, on dev sentences)."""
-    texts = conll_texts(args.conll, args.sentences)
+    texts = gold_texts(args.conll, max_docs=args.sentences)
     values = [int(v) for v in args.batch_words.split(",")]
     systems = {}
     for value in values:

@@ -41,6 +41,8 @@ def main() -> None:
     model = GLiNER.from_config(GLiNERConfig(model_name=args.encoder, max_width=12, max_len=384), backbone_from_pretrained=True)
     train = examples(args.conll)
     random.shuffle(train)
+    # GLiNER's own (private) collator factory: its training loop's; gliner is not installed here to try
+    # the public spelling newer releases allow (model.data_collator_class(model.config, data_processor=model.data_processor, prepare_labels=True))
     collate = model._create_data_collator()
     encoder = [p for n, p in model.named_parameters() if n.startswith("model.token_rep_layer")]
     others = [p for n, p in model.named_parameters() if not n.startswith("model.token_rep_layer")]

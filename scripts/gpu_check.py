@@ -13,17 +13,15 @@ agrees with the component's fp32 output on the CPU (entities, top category, tags
 are the CPU's).
 """
 import argparse
-import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
 import spacy
 import torch
 from spacy.tokens import Doc
-from spacy.training.converters import conllu_to_docs
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
-from harness import read_gold, words_doc, write_report
+from harness import bare_forward, best_of, hf_encode, read_gold, timed_rounds, words_doc, words_per_second, write_report
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 Output = Callable[[Doc], object]
@@ -38,7 +36,7 @@ def task_docs(args: argparse.Namespace) -> Dict[str, List[Doc]]:
     """Fresh Docs (words and spaces only) per component."""
     vocab = spacy.blank("en").vocab
     rows = [line.rsplit("\t", 1)[0] for line in args.sst2.read_text(encoding="utf8").splitlines()[1:] if line.strip()]
-    ewt = list(conllu_to_docs(args.ewt.read_text(encoding="utf8"), n_sents=1, no_print=True))
+    ewt = read_gold(args.ewt)
     return {
         "direct_ner": [words_doc(vocab, gold) for gold in read_gold(args.conll_file, vocab, max_docs=args.max_docs)],
         "direct_textcat": [spacy.blank("en").make_doc(text) for text in rows[: args.max_docs]],
@@ -52,14 +50,9 @@ def floor(model_dir: str, docs: List[Doc], per_token: bool, device: str, dtype) 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = head.from_pretrained(model_dir).float().to(device).eval()  # fp16-stored weights run in fp32, as in the component
     inputs = [[t.text for t in doc if not t.is_space] for doc in docs] if per_token else [doc.text for doc in docs]
-    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
-    start = time.perf_counter()
-    with torch.inference_mode(), torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None):
-        for k in range(0, len(order), 64):
-            batch = [inputs[i] for i in order[k : k + 64]]
-            encoded = tokenizer(batch, is_split_into_words=per_token, padding=True, truncation=True, return_tensors="pt").to(device)
-            model(**encoded).logits.float().cpu()
-    return time.perf_counter() - start
+    autocast = torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None)
+    encode = hf_encode(tokenizer, split_words=per_token)
+    return best_of(lambda: bare_forward(model, inputs, 64, encode, read=lambda out, _: out.logits.float().cpu(), device=device, autocast=autocast), 1)
 
 
 def run_component(name: str, model_dir: str, docs: List[Doc], device: str, precision: str) -> tuple:
@@ -67,13 +60,18 @@ def run_component(name: str, model_dir: str, docs: List[Doc], device: str, preci
     nlp = spacy.blank("en")
     nlp.add_pipe(name, config={"model": model_dir, "device": device, "precision": precision})
     nlp.initialize()
-    list(nlp.pipe([Doc(d.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs[:64]]))
-    fresh = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs]
-    start = time.perf_counter()
-    annotated = list(nlp.pipe(fresh, batch_size=64))
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, [OUTPUTS[name](doc) for doc in annotated]
+    list(nlp.pipe([words_doc(nlp.vocab, d) for d in docs[:64]]))
+    fresh = [words_doc(nlp.vocab, d) for d in docs]
+
+    def annotate() -> List[Doc]:
+        annotated = list(nlp.pipe(fresh, batch_size=64))
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return annotated
+
+    outputs: Dict[str, List[Doc]] = {}
+    seconds = timed_rounds({name: annotate}, 1, outputs=outputs)[name]
+    return seconds, [OUTPUTS[name](doc) for doc in outputs[name]]
 
 
 def agreement(found: list, expected: list) -> float:
@@ -104,8 +102,8 @@ def main() -> None:
             seconds, found = run_component(name, models[name], docs, args.device, precision)
             floor_seconds = floor(models[name], docs, name != "direct_textcat", args.device, dtype)
             row = {
-                "component": name, "precision": precision, "words_per_s": n_words / seconds,
-                "floor_words_per_s": n_words / floor_seconds, "agreement": agreement(found, expected),
+                "component": name, "precision": precision, "words_per_s": words_per_second(n_words, seconds),
+                "floor_words_per_s": words_per_second(n_words, floor_seconds), "agreement": agreement(found, expected),
             }  # fmt: skip
             report["rows"].append(row)
             print(f"| {name} | {precision} | {row['words_per_s']:,.0f} | {row['floor_words_per_s']:,.0f} | "

@@ -1,5 +1,7 @@
-"""What the project's scripts share: gold Docs, fresh Docs from their words, and the
-device, threads and direct_ner pipeline every system runs with.
+"""What the project's scripts share: gold Docs (CoNLL-2003, CoNLL-U, .spacy) and their
+texts, fresh Docs from their words, the device, threads and direct_ner pipeline every
+system runs with, the bare forward floor, and timed rounds (best of interleaved rounds,
+words/s).
 
 Scripts import it as `from harness import ...`: Python puts a script's own folder
 first on sys.path, so no path edits are needed.
@@ -7,17 +9,20 @@ first on sys.path, so no path edits are needed.
 import argparse
 import json
 import os
+import sys
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import spacy
 import torch
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
+from spacy.training.converters import conllu_to_docs
 from spacy.vocab import Vocab
 
 from spacy_direct_use.conll import read_docs
@@ -30,16 +35,24 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 
 
 def read_gold(path: Path, vocab: Optional[Vocab] = None, granularity: str = "sentence", max_docs: int = 0) -> List[Doc]:
-    """Gold Docs from a .spacy file (or a directory of them, as `spacy convert` writes), or
-    from a CoNLL-2003 file (one Doc per sentence or article); the first `max_docs` if > 0."""
+    """Gold Docs from a .spacy file (or a directory of them, as `spacy convert` writes),
+    from a CoNLL-U file (.conllu: one Doc per sentence, its own vocab), or from a
+    CoNLL-2003 file (one Doc per sentence or article); the first `max_docs` if > 0."""
     vocab = vocab or Vocab()
     if Path(path).is_dir():
         docs = [doc for file in sorted(Path(path).glob("*.spacy")) for doc in DocBin().from_disk(file).get_docs(vocab)]
     elif Path(path).suffix == ".spacy":
         docs = list(DocBin().from_disk(path).get_docs(vocab))
+    elif Path(path).suffix == ".conllu":
+        docs = list(conllu_to_docs(Path(path).read_text(encoding="utf-8"), n_sents=1, no_print=True))
     else:
         docs = read_docs(path, vocab, granularity=granularity)
     return docs[:max_docs] if max_docs > 0 else docs
+
+
+def gold_texts(path: Path, granularity: str = "sentence", max_docs: int = 0) -> List[str]:
+    """The texts of read_gold's Docs (a CoNLL-2003 sentence: its words joined by spaces)."""
+    return [doc.text for doc in read_gold(path, granularity=granularity, max_docs=max_docs)]
 
 
 def words_doc(vocab: Vocab, gold: Doc, gold_sents: bool = False) -> Doc:
@@ -143,8 +156,69 @@ def direct_ner_nlp(model_path: str, device: Device, settings: Optional[Dict[str,
 
 
 def direct_ner_model(nlp: Language) -> torch.nn.Module:
-    """The torch model direct_ner runs (a private attribute: for counting its work only)."""
-    return nlp.get_pipe("direct_ner")._model
+    """The torch model direct_ner runs (the checkpoint as loaded: for counting its work)."""
+    return nlp.get_pipe("direct_ner").hf_model
+
+
+# -- the bare forward floor ------------------------------------------------------------------
+
+
+def hf_encode(tokenizer: Any, split_words: bool = False, max_length: Optional[int] = None) -> Callable[[List[Any]], Any]:
+    """A floor's `encode`: the checkpoint's own tokenizer on a batch of texts (or of word
+    lists where `split_words`), padded to the longest and cut at the model's limit."""
+    return lambda batch: tokenizer(batch, is_split_into_words=split_words, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+
+def pad_ids(pad_id: int) -> Callable[[List[Sequence[int]]], Dict[str, torch.Tensor]]:
+    """A floor's `encode` for inputs already tokenized (id lists, special tokens included):
+    padded to the longest with `pad_id`, with the usual 2D mask."""
+
+    def encode(batch: List[Sequence[int]]) -> Dict[str, torch.Tensor]:
+        input_ids = torch.full((len(batch), max(len(ids) for ids in batch)), pad_id, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            mask[row, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask}
+
+    return encode
+
+
+def argmax_logits(outputs: Any, encoded: Any) -> torch.Tensor:
+    """A floor's default `read`: each row's argmax label per position, on the CPU."""
+    return outputs.logits.argmax(-1).cpu()
+
+
+def bare_forward(
+    model: Any,
+    inputs: Sequence[Any],
+    batch_size: int,
+    encode: Callable[[List[Any]], Any],
+    read: Callable[[Any, Any], Sequence[Any]] = argmax_logits,
+    device: Any = "cpu",
+    autocast: Optional[ContextManager] = None,
+) -> List[Any]:
+    """The bare forward floor, a lower bound for any wrapper: `inputs` in length-sorted
+    batches of `batch_size`, each batch `encode`d (hf_encode, pad_ids), moved to `device`,
+    run through `model` (inside `autocast` where given) and `read(outputs, encoded)` into
+    one result per row; no windows, alignment or decoding. Each input's result, in order."""
+    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+    results: List[Any] = [None] * len(inputs)
+    with torch.inference_mode(), autocast or nullcontext():
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            encoded = encode([inputs[i] for i in batch])
+            outputs = model(**{key: tensor.to(device) for key, tensor in encoded.items()})
+            for i, result in zip(batch, read(outputs, encoded)):
+                results[i] = result
+    return results
+
+
+def runner_autocast(runner: Any) -> ContextManager:
+    """The autocast a direct-use runner runs its model in (none where its dtype is None)."""
+    if runner.autocast_dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=runner.device.type, dtype=runner.autocast_dtype)
 
 
 # -- counting forward work -----------------------------------------------------------------
@@ -222,12 +296,45 @@ def write_report(path: Optional[Path], report: Any) -> None:
         path.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def timed_rounds(systems: Dict[str, Callable[[], object]], rounds: int) -> Dict[str, float]:
-    """Best seconds per system over `rounds`, the systems interleaved in each round."""
-    best = {name: float("inf") for name in systems}
-    for _ in range(rounds):
+# -- timed rounds -------------------------------------------------------------------------------
+
+
+def round_times(
+    systems: Mapping[str, Callable[..., Any]],
+    rounds: int,
+    prepare: Optional[Callable[[str], Any]] = None,
+    outputs: Optional[Dict[str, Any]] = None,
+    progress: bool = False,
+) -> Dict[str, List[float]]:
+    """Seconds of each system's call in each of `rounds` rounds, the systems interleaved in
+    each round, so a busy machine slows each alike. `prepare(name)`, where given, runs
+    untimed before each call and its result is the call's argument (fresh Docs, a warm-up,
+    a setting); `outputs`, where given, gets what each system returned in the first round;
+    `progress` prints each call's seconds to stderr."""
+    times: Dict[str, List[float]] = {name: [] for name in systems}
+    for k in range(rounds):
         for name, run in systems.items():
+            args = () if prepare is None else (prepare(name),)
             start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            result = run(*args)
+            times[name].append(time.perf_counter() - start)
+            if outputs is not None and name not in outputs:
+                outputs[name] = result
+            if progress:
+                print(f"[round {k + 1}] {name}: {times[name][-1]:.1f}s", file=sys.stderr, flush=True)
+    return times
+
+
+def timed_rounds(systems: Mapping[str, Callable[..., Any]], rounds: int, **options: Any) -> Dict[str, float]:
+    """Best seconds per system over `rounds` (round_times, with its options: prepare, outputs, progress)."""
+    return {name: min(times) for name, times in round_times(systems, rounds, **options).items()}
+
+
+def best_of(call: Callable[[], Any], repeats: int) -> float:
+    """Best seconds of `repeats` calls of one thing."""
+    return timed_rounds({"call": call}, repeats)["call"]
+
+
+def words_per_second(n_words: int, seconds: float) -> float:
+    """Throughput in words/s (n_words: the words one timed pass read)."""
+    return n_words / seconds

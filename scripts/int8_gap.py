@@ -11,7 +11,6 @@ import collections
 import copy
 import json
 import tempfile
-import time
 import warnings
 
 import numpy as np
@@ -19,7 +18,7 @@ import onnxruntime
 import spacy
 import torch
 
-from harness import read_gold
+from harness import gold_texts, timed_rounds, words_per_second
 
 
 def nlp_for(model: str, **config) -> spacy.Language:
@@ -52,11 +51,13 @@ def operator_profile(graph: bytes, passes: int = 40) -> collections.Counter:
 def torch_int8(model: str, engine: str) -> spacy.Language:
     """direct_ner whose torch model's Linear layers are dynamically quantized on `engine` (head kept fp32)."""
     nlp = nlp_for(model)
-    runner = nlp.get_pipe("direct_ner")._runner
+    runner = nlp.get_pipe("direct_ner").runner
     torch.backends.quantized.engine = engine
     quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(runner.model), {torch.nn.Linear}, dtype=torch.qint8)
     quantized.classifier = runner.model.classifier
-    runner.model = quantized
+    mask_kind = runner.mask_kind
+    runner.use_model(quantized)
+    runner.mask_kind = mask_kind  # packing kept: the quantized copy takes the same masks
     return nlp
 
 
@@ -68,11 +69,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    texts = [doc.text for doc in read_gold(args.conll_file, max_docs=args.max_docs)]
+    texts = gold_texts(args.conll_file, max_docs=args.max_docs)
     n_words = sum(len(text.split()) for text in texts)
 
     int8 = nlp_for(args.model, precision="int8")
-    times = operator_profile(int8.get_pipe("direct_ner")._runner.model.onnx_model)
+    times = operator_profile(int8.get_pipe("direct_ner").runner.model.onnx_model)
     total = sum(times.values())
     print("ONNX Runtime int8 graph, share of operator time:")
     for op, micros in times.most_common(10):
@@ -81,18 +82,17 @@ def main() -> None:
     systems = {"fp32": nlp_for(args.model), "int8 (ONNX Runtime)": int8}
     engines = [e for e in ("onednn", "x86", "fbgemm") if e in torch.backends.quantized.supported_engines]
     systems.update({f"int8 (torch {engine})": torch_int8(args.model, engine) for engine in engines})
-    best = {name: float("inf") for name in systems}
-    for _ in range(args.rounds):
-        for name, nlp in systems.items():
-            if name.startswith("int8 (torch"):
-                torch.backends.quantized.engine = name.split()[-1].rstrip(")")
-            list(nlp.pipe(texts[:64]))
-            start = time.perf_counter()
-            list(nlp.pipe(texts, batch_size=64))
-            best[name] = min(best[name], time.perf_counter() - start)
+
+    def warm_up(name: str) -> None:  # untimed, before each timed call: the system's engine, a short warm-up
+        if name.startswith("int8 (torch"):
+            torch.backends.quantized.engine = name.split()[-1].rstrip(")")
+        list(systems[name].pipe(texts[:64]))
+
+    runs = {name: lambda _, nlp=nlp: list(nlp.pipe(texts, batch_size=64)) for name, nlp in systems.items()}
+    best = timed_rounds(runs, args.rounds, prepare=warm_up)
     print(f"{len(texts)} sentences, {n_words} words, torch threads {torch.get_num_threads()}:")
     for name, seconds in best.items():
-        print(f"  {name:24s} {n_words / seconds:8,.0f} words/s  {best['fp32'] / seconds:.2f} × fp32")
+        print(f"  {name:24s} {words_per_second(n_words, seconds):8,.0f} words/s  {best['fp32'] / seconds:.2f} × fp32")
 
 
 if __name__ == "__main__":

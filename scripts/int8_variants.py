@@ -14,7 +14,6 @@ import argparse
 import copy
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -24,11 +23,11 @@ import torch
 from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example
+from transformers import AutoConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout works uninstalled
-import spacy_direct_use  # noqa: E402,F401  (registers the factory)
-from spacy_direct_use.conll import read_docs  # noqa: E402
-from spacy_direct_use.int8 import Int8Classifier, _export, int8_classifier  # noqa: E402
+from spacy_direct_use.int8 import Int8Classifier, _export, int8_classifier  # noqa: E402  (_export: the package has no public ONNX export yet)
+from harness import read_gold, round_times, words_doc, words_per_second  # noqa: E402
 
 
 def _linear_names(model: torch.nn.Module, keep_fp32: Callable[[str], bool]) -> List[str]:
@@ -108,16 +107,8 @@ def build(model_path: str, quantize) -> spacy.language.Language:
     pipe = nlp.add_pipe("direct_ner", config={"model": model_path, "pack_windows": False})
     nlp.initialize()
     if quantize is not None:
-        model = quantize(copy.deepcopy(pipe._model))  # private attributes: benchmark use only
-        pipe._model = pipe._runner.model = model
+        pipe.runner.use_model(quantize(copy.deepcopy(pipe.hf_model)))
     return nlp
-
-
-def run(nlp, golds: Sequence[Doc]) -> tuple:
-    docs = [Doc(nlp.vocab, words=[t.text for t in g], spaces=[bool(t.whitespace_) for t in g]) for g in golds]
-    start = time.perf_counter()
-    predicted = list(nlp.pipe(docs, batch_size=64))
-    return time.perf_counter() - start, predicted
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -136,33 +127,26 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     nlps = {}
     for name, quantize in variants_for(args).items():
         nlps[name] = build(args.model, quantize)
-    golds = read_docs(args.conll_file, spacy.blank("en").vocab, granularity=args.granularity)
-    golds = golds[: args.max_docs] if args.max_docs else golds
+    golds = read_gold(args.conll_file, spacy.blank("en").vocab, granularity=args.granularity, max_docs=args.max_docs)
     n_words = sum(len(g) for g in golds)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(golds)} {args.granularity} docs, {n_words} words")
     for nlp in nlps.values():
-        run(nlp, golds[:64])  # warm-up
-    seconds: Dict[str, List[float]] = {name: [] for name in nlps}
-    scores: Dict[str, float] = {}
-    for k in range(args.repeats):
-        for name, nlp in nlps.items():
-            took, predicted = run(nlp, golds)
-            seconds[name].append(took)
-            if name not in scores:
-                examples = [Example(p, g) for p, g in zip(predicted, golds)]
-                scores[name] = Scorer.score_spans(examples, "ents")["ents_f"]
-            print(f"[round {k + 1}] {name}: {took:.1f}s", file=sys.stderr, flush=True)
-    base = n_words / min(seconds["fp32"]) if "fp32" in seconds else None
+        list(nlp.pipe([words_doc(nlp.vocab, g) for g in golds[:64]], batch_size=64))  # warm-up
+    runs = {name: lambda docs, nlp=nlp: list(nlp.pipe(docs, batch_size=64)) for name, nlp in nlps.items()}
+    predicted: Dict[str, List[Doc]] = {}
+    seconds = round_times(runs, args.repeats, prepare=lambda name: [words_doc(nlps[name].vocab, g) for g in golds], outputs=predicted, progress=True)
+    scores = {name: Scorer.score_spans([Example(p, g) for p, g in zip(docs, golds)], "ents")["ents_f"] for name, docs in predicted.items()}
+    base = words_per_second(n_words, min(seconds["fp32"])) if "fp32" in seconds else None
     print(f"\n{'variant':<34} {'F1':>6} {'words/s':>8} {'x fp32':>7} {'rounds (s)':>16}")
     for name in nlps:
-        wps = n_words / min(seconds[name])
+        wps = words_per_second(n_words, min(seconds[name]))
         rel = f"{wps / base:.2f}" if base else "-"
         rounds = ",".join(f"{s:.1f}" for s in seconds[name])
         print(f"{name:<34} {100 * scores[name]:>6.2f} {wps:>8.0f} {rel:>7} {rounds:>16}")
 
 
 def variants_for(args: argparse.Namespace) -> Dict[str, Optional[Callable]]:
-    n_layers = spacy_direct_use.loading.AutoConfig.from_pretrained(args.model).num_hidden_layers
+    n_layers = AutoConfig.from_pretrained(args.model).num_hidden_layers
     every = variants(n_layers)
     chosen = [v for v in args.variants.split(",") if v] or list(every)
     return {name: every[name] for name in chosen}

@@ -26,7 +26,7 @@ import numpy as np
 import spacy
 import torch
 
-from harness import timed_rounds
+from harness import bare_forward, hf_encode, timed_rounds, words_per_second
 from spacy_direct_use.embedding import pool, read_sentence_layout
 
 AG_LABELS = ["World", "Sports", "Business", "Science/Technology"]
@@ -47,21 +47,16 @@ def bare_floor(model_dir: str, batch_size: int = 32) -> Callable[[List[str]], np
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModel.from_pretrained(model_dir).eval()
     max_length = layout.max_seq_length or tokenizer.model_max_length
+    encode = hf_encode(tokenizer, max_length=max_length)
 
-    def encode(texts: List[str]) -> np.ndarray:
-        order = np.argsort([-len(t) for t in texts])
-        out = np.zeros((len(texts), model.config.hidden_size * len(layout.pooling)), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                idx = order[start : start + batch_size]
-                batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-                vectors = pool(model(**batch).last_hidden_state, batch["attention_mask"], layout.pooling)
-                if layout.normalize:
-                    vectors = torch.nn.functional.normalize(vectors, dim=-1)
-                out[idx] = vectors.numpy()
-        return out
+    def pooled(outputs, encoded) -> np.ndarray:
+        vectors = pool(outputs.last_hidden_state, encoded["attention_mask"], layout.pooling)
+        return (torch.nn.functional.normalize(vectors, dim=-1) if layout.normalize else vectors).numpy()
 
-    return encode
+    def embed(texts: List[str]) -> np.ndarray:
+        return np.stack(bare_forward(model, texts, batch_size, encode, read=pooled)).astype(np.float32)
+
+    return embed
 
 
 def bench_vectors(args) -> Dict[str, object]:
@@ -75,19 +70,22 @@ def bench_vectors(args) -> Dict[str, object]:
     results: Dict[str, object] = {"torch_threads": torch.get_num_threads()}
     for corpus, texts in read_texts(args.stsb, args.agnews).items():
         words = sum(len([t for t in doc if not t.is_space]) for doc in nlp.tokenizer.pipe(texts))
-        outputs: Dict[str, np.ndarray] = {}
+        floor_name, st_name, ours_name = (
+            "bare floor (tokenizer + forward + pooling, batch 32)", "sentence-transformers encode (batch 32)", "direct_vectors (nlp.pipe, batch_size 128)",
+        )  # fmt: skip
         systems = {
-            "bare floor (tokenizer + forward + pooling, batch 32)": lambda: outputs.__setitem__("floor", floor(texts)),
-            "sentence-transformers encode (batch 32)": lambda: outputs.__setitem__("st", st.encode(texts, batch_size=32)),
-            "direct_vectors (nlp.pipe, batch_size 128)": lambda: outputs.__setitem__("ours", np.stack([d.vector for d in nlp.pipe(texts, batch_size=128)])),
+            floor_name: lambda: floor(texts),
+            st_name: lambda: st.encode(texts, batch_size=32),
+            ours_name: lambda: np.stack([d.vector for d in nlp.pipe(texts, batch_size=128)]),
         }
-        seconds = timed_rounds(systems, args.rounds)
-        ours, ref = outputs["ours"], outputs["st"]
+        outputs: Dict[str, np.ndarray] = {}
+        seconds = timed_rounds(systems, args.rounds, outputs=outputs)
+        ours, ref = outputs[ours_name], outputs[st_name]
         cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
-        encode_speed = words / seconds["sentence-transformers encode (batch 32)"]
+        encode_speed = words_per_second(words, seconds[st_name])
         results[corpus] = {
             "texts": len(texts), "words": words,
-            **{name: {"words/s": round(words / s), "x encode": round(words / s / encode_speed, 2)} for name, s in seconds.items()},
+            **{name: {"words/s": round(words_per_second(words, s)), "x encode": round(words_per_second(words, s) / encode_speed, 2)} for name, s in seconds.items()},
             "min cosine direct_vectors vs encode": round(float(cos.min()), 6),
         }  # fmt: skip
     return results
@@ -121,11 +119,11 @@ def bench_zeroshot(args) -> Dict[str, object]:
     nlp = spacy.blank("en")
     nlp.add_pipe("direct_textcat", config={"model": model, "labels": AG_LABELS})
     nlp.initialize()
-    outputs: Dict[str, object] = {}
+    pipeline_name, ours_name = "transformers pipeline (batch_size 1, its default)", "direct_textcat (nlp.pipe, batch_size 64)"
     systems = {
-        "transformers pipeline (batch_size 1, its default)": lambda: outputs.__setitem__("pipeline", classify(texts, candidate_labels=AG_LABELS)),
+        pipeline_name: lambda: classify(texts, candidate_labels=AG_LABELS),
         "transformers pipeline (batch_size 8)": lambda: classify(texts, candidate_labels=AG_LABELS, batch_size=8),
-        "direct_textcat (nlp.pipe, batch_size 64)": lambda: outputs.__setitem__("ours", list(nlp.pipe(texts, batch_size=64))),
+        ours_name: lambda: list(nlp.pipe(texts, batch_size=64)),
     }
     try:
         import classy_classification  # noqa: F401
@@ -135,13 +133,14 @@ def bench_zeroshot(args) -> Dict[str, object]:
         systems["classy-classification zero-shot (nlp.pipe)"] = lambda: list(classy.pipe(texts, batch_size=64))
     except ImportError:
         print("classy-classification is not installed here: its row is skipped (docs/reproducing.md sets up its environment)")
-    seconds = timed_rounds(systems, args.rounds)
+    outputs: Dict[str, list] = {}
+    seconds = timed_rounds(systems, args.rounds, outputs=outputs)
     diff = max(
         abs(doc.cats[label] - dict(zip(ref["labels"], ref["scores"]))[label])
-        for doc, ref in zip(outputs["ours"], outputs["pipeline"])
+        for doc, ref in zip(outputs[ours_name], outputs[pipeline_name])
         for label in AG_LABELS
     )
-    base = len(texts) / seconds["transformers pipeline (batch_size 1, its default)"]
+    base = len(texts) / seconds[pipeline_name]
     return {
         "texts": len(texts), "labels": AG_LABELS, "torch_threads": torch.get_num_threads(),
         **{name: {"docs/s": round(len(texts) / s, 1), "x pipeline": round(len(texts) / s / base, 2)} for name, s in seconds.items()},

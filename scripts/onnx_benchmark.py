@@ -15,9 +15,9 @@ import importlib.util
 import json
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
+from typing import Dict
 
 import spacy
 from spacy.scorer import Scorer
@@ -25,7 +25,7 @@ from spacy.training import Example
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from harness import read_gold, words_doc  # noqa: E402
+from harness import read_gold, timed_rounds, words_doc, words_per_second  # noqa: E402
 
 
 def export(model: str, target: Path) -> Path:
@@ -57,17 +57,11 @@ def main() -> None:
             nlp.add_pipe("direct_ner", config=config)
             nlp.initialize()
             pipelines[name] = nlp
-        best, f1 = {name: float("inf") for name in systems}, {}
-        for round_ in range(args.rounds):
-            for name, nlp in pipelines.items():
-                docs = [words_doc(nlp.vocab, gold) for gold in golds]
-                start = time.perf_counter()
-                predicted = list(nlp.pipe(docs, batch_size=64))
-                best[name] = min(best[name], time.perf_counter() - start)
-                if round_ == 0:
-                    scores = Scorer.score_spans([Example(p, g) for p, g in zip(predicted, golds)], "ents")
-                    f1[name] = round(100 * scores["ents_f"], 2)
-    result = {"docs": len(golds), "words": words, **{name: {"F1": f1[name], "words/s": round(words / best[name])} for name in systems}}
+        runs = {name: lambda docs, nlp=nlp: list(nlp.pipe(docs, batch_size=64)) for name, nlp in pipelines.items()}
+        predicted: Dict[str, list] = {}
+        best = timed_rounds(runs, args.rounds, prepare=lambda name: [words_doc(pipelines[name].vocab, gold) for gold in golds], outputs=predicted)
+        f1 = {name: round(100 * Scorer.score_spans([Example(p, g) for p, g in zip(docs, golds)], "ents")["ents_f"], 2) for name, docs in predicted.items()}
+    result = {"docs": len(golds), "words": words, **{name: {"F1": f1[name], "words/s": round(words_per_second(words, best[name]))} for name in systems}}
     if not args.no_rampart:
         result["rampart"] = rampart_counts()
     print(json.dumps(result, indent=2))

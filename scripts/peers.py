@@ -57,7 +57,7 @@ def spacy_wrap(model_path: str, batch_size: int, predictions_to: Optional[List[s
     if predictions_to:
         config["predictions_to"] = predictions_to
     pipe = nlp.add_pipe("token_classification_transformer", config=config)
-    return nlp, pipe.model.layers[0].shims[0]._model  # a private attribute of thinc's PyTorchShim
+    return nlp, pipe.model.layers[0].shims[0]._model  # thinc's PyTorchShim has no public accessor for its torch model
 
 
 PEERS: Dict[str, Callable[[str, int], Peer]] = {

@@ -15,7 +15,6 @@ counted, padding not) over the measured time, everything else (tokenizing, decod
 """
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Dict, List
 
@@ -25,7 +24,7 @@ import torch
 from spacy.scorer import Scorer
 from spacy.training import Example
 
-from harness import read_gold, words_doc
+from harness import best_of, gold_texts, read_gold, timed_rounds, words_doc, words_per_second
 
 PRECISIONS = ("fp32", "bf16", "int8")
 SYSTEMS = (("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"))
@@ -40,12 +39,7 @@ def gemm_peak(precision: str, repeats: int = 20) -> float:
         return _ort_int8_peak(repeats)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * m * k * n / best / 1e9
+    return 2 * m * k * n / best_of(lambda: torch.matmul(a, b), repeats) / 1e9
 
 
 def _ort_int8_peak(repeats: int) -> float:
@@ -63,12 +57,7 @@ def _ort_int8_peak(repeats: int) -> float:
     options.intra_op_num_threads = torch.get_num_threads()
     session = onnxruntime.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString(), options)
     a, b = np.random.randint(0, 255, (m, k), dtype=np.uint8), np.random.randint(-127, 127, (k, n), dtype=np.int8)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        session.run(None, {"a": a, "b": b})
-        best = min(best, time.perf_counter() - start)
-    return 2 * m * k * n / best / 1e9
+    return 2 * m * k * n / best_of(lambda: session.run(None, {"a": a, "b": b}), repeats) / 1e9
 
 
 def flops_per_piece(model: torch.nn.Module, mean_window: float) -> float:
@@ -85,21 +74,16 @@ def measure(name: str, model_dir: str, docs_of, gold_docs, score, rounds: int, c
         nlp.initialize(lambda: [Example(nlp.make_doc(text), nlp.make_doc(text)) for text in calibration])
         pipelines[f"{engine} {precision}"] = (nlp, pipe, precision)
     baseline = "torch fp32"
-    runner = pipelines[baseline][1]._runner
+    runner = pipelines[baseline][1].runner
     encodings = runner.encoder.encode_batch([[t.text for t in d if not t.is_space] for d in gold_docs], is_pretokenized=True, add_special_tokens=False)
     pieces = sum(len(e.ids) + len(runner.prefix) + len(runner.suffix) for e in encodings)
-    work = pieces * flops_per_piece(pipelines[baseline][1]._model, pieces / len(encodings))
+    work = pieces * flops_per_piece(pipelines[baseline][1].hf_model, pieces / len(encodings))
     words = sum(len(d) for d in gold_docs)
-    best, quality = {key: float("inf") for key in pipelines}, {}
-    for round_ in range(rounds):
-        for key, (nlp, _, _) in pipelines.items():
-            docs = docs_of(nlp)
-            start = time.perf_counter()
-            predicted = list(nlp.pipe(docs, batch_size=64))
-            best[key] = min(best[key], time.perf_counter() - start)
-            if round_ == 0:
-                quality[key] = score(predicted)
-    return {key: {"precision": precision, "quality": quality[key], "words/s": round(words / best[key]), "x torch fp32": round(best[baseline] / best[key], 2),
+    runs = {key: lambda docs, nlp=nlp: list(nlp.pipe(docs, batch_size=64)) for key, (nlp, _, _) in pipelines.items()}
+    predicted: Dict[str, list] = {}
+    best = timed_rounds(runs, rounds, prepare=lambda key: docs_of(pipelines[key][0]), outputs=predicted)
+    quality = {key: score(docs) for key, docs in predicted.items()}
+    return {key: {"precision": precision, "quality": quality[key], "words/s": round(words_per_second(words, best[key])), "x torch fp32": round(best[baseline] / best[key], 2),
                   "GFLOP/s": round(work / best[key] / 1e9, 1)} for key, (_, _, precision) in pipelines.items()}  # fmt: skip
 
 
@@ -117,7 +101,7 @@ def main() -> None:
     peaks = {p: round(gemm_peak(p), 1) for p in PRECISIONS}
     result = {"torch_threads": torch.get_num_threads(), "gemm_peak_GFLOP/s": peaks}
     golds = read_gold(args.conll_file, max_docs=args.max_docs)
-    calibration = [doc.text for doc in read_gold(args.calibration_file, max_docs=args.calibration_docs)]
+    calibration = gold_texts(args.calibration_file, max_docs=args.calibration_docs)
 
     def ner_f1(predicted) -> float:
         return round(100 * Scorer.score_spans([Example(p, g) for p, g in zip(predicted, golds)], "ents")["ents_f"], 2)

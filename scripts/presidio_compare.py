@@ -25,6 +25,7 @@ import spacy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from glued_values import Value, glued_texts, has_inner_edge, rampart_dir  # noqa: E402
+from harness import words_per_second  # noqa: E402
 
 RAMPART_TO_PRESIDIO = {"EMAIL": "EMAIL_ADDRESS", "PHONE": "PHONE_NUMBER", "GIVEN_NAME": "PERSON", "SURNAME": "PERSON"}
 CONLL_TO_PRESIDIO = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION"}
@@ -88,7 +89,7 @@ def found_values(analyzer, texts: List[Tuple[str, List[Value]]]) -> Tuple[List[L
     clock = time.perf_counter()
     found = [[(r.start, r.end, r.entity_type) for r in analyzer.analyze(text, language="en")] for text, _ in texts]
     seconds = time.perf_counter() - clock
-    return found, sum(len(text.split()) for text, _ in texts) / seconds
+    return found, words_per_second(sum(len(text.split()) for text, _ in texts), seconds)
 
 
 def exact_shares(texts, found, mapping: Dict[str, str] = None) -> Dict[str, float]:

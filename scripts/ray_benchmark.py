@@ -29,14 +29,14 @@ from typing import List, Tuple
 import spacy
 import torch
 
-from spacy_direct_use.conll import read_docs
+from harness import gold_texts, words_per_second
 from spacy_direct_use.ner import DirectNER
 
 SUMMARY = re.compile(r"([\d,]+) rows, ([\d,]+) entities, ([\d,]+) words in [\d.]+ s: ([\d,]+) words/s")
 
 
 def sentences(conll_dir: Path, copies: int) -> List[str]:
-    texts = [doc.text for name in ("eng.testa", "eng.testb") for doc in read_docs(conll_dir / name)]
+    texts = [text for name in ("eng.testa", "eng.testb") for text in gold_texts(conll_dir / name)]
     return texts * copies
 
 
@@ -86,14 +86,14 @@ def main() -> None:
 
     rows = []  # (system, cores, words/s, end-to-end words/s or None, entities)
     seconds, entities = plain(args.pipeline, texts, args.threads)
-    rows.append((f"nlp.pipe, 1 process x {args.threads} threads (first)", args.threads, words / seconds, None, entities))
-    print(f"  plain: {words / seconds:,.0f} words/s", flush=True)
+    rows.append((f"nlp.pipe, 1 process x {args.threads} threads (first)", args.threads, words_per_second(words, seconds), None, entities))
+    print(f"  plain: {words_per_second(words, seconds):,.0f} words/s", flush=True)
     for layout in args.layouts.split(","):
         actors, threads = (int(n) for n in layout.split("x"))
         found, speed, wall = command(args.pipeline, corpus, work / f"out_{layout}", actors, threads, args.batch_size)
-        rows.append((f"annotate, {actors} actor(s) x {threads} thread(s)", actors * threads, speed, words / wall, found))
+        rows.append((f"annotate, {actors} actor(s) x {threads} thread(s)", actors * threads, speed, words_per_second(words, wall), found))
     seconds, entities = plain(args.pipeline, texts, args.threads)
-    rows.append((f"nlp.pipe, 1 process x {args.threads} threads (last)", args.threads, words / seconds, None, entities))
+    rows.append((f"nlp.pipe, 1 process x {args.threads} threads (last)", args.threads, words_per_second(words, seconds), None, entities))
 
     reference = (rows[0][2] + rows[-1][2]) / 2
     print(f"\nwords/s ({len(texts):,} sentences, {words:,} words; overhead against the mean of the two plain runs)\n")

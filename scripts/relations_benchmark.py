@@ -169,7 +169,7 @@ def main() -> None:
     # the window rule on dev: per sentence against sentences joined into long Docs
     dev_sentences = score_relations([Example(d, g) for d, g in zip(ours.pipe(fresh(dev), batch_size=64), dev)])
     long_gold = joined(dev, args.doc_sentences)
-    reader = ours.get_pipe("direct_rel")._ensure_loaded()
+    reader = ours.get_pipe("direct_rel").runner
     forward = reader.forward
     rule = {"per_sentence_f": dev_sentences["rel_micro_f"], "sentences_per_doc": args.doc_sentences, "gold_relations": 0}
     for name, max_sentences in (("one sentence per window", 1), ("packed up to max_len", 10_000)):

@@ -14,16 +14,14 @@ accuracy counts every gold token, so a token a system leaves untagged counts as 
 them in a separate venv. Words/s is the best of the interleaved rounds.
 """
 import argparse
-import time
 from typing import Callable, Dict, List
 
 import spacy
 import torch
 from spacy.tokens import Doc
-from spacy.training.converters import conllu_to_docs
 
 import peers  # the peers' pipelines are built there
-from harness import add_compare_args, build_systems, write_report
+from harness import add_compare_args, bare_forward, build_systems, hf_encode, read_gold, timed_rounds, words_doc, words_per_second, write_report
 
 Tagger = Callable[[List[Doc]], List[List[str]]]  # fresh Docs -> a UPOS tag (or "") per token
 
@@ -35,23 +33,23 @@ def model_argmax(path: str, batch_size: int) -> Tagger:
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForTokenClassification.from_pretrained(path).float().eval()  # fp32 on CPU, as direct_tagger
+    encode = hf_encode(tokenizer, split_words=True)
+
+    def first_pieces(outputs, encoded) -> List[Dict[int, str]]:
+        """Each row's tag of each word's first piece, by word index (a word cut off has none)."""
+        rows = []
+        for row, tags in enumerate(outputs.logits.argmax(-1).tolist()):
+            first: Dict[int, str] = {}
+            for position, word in enumerate(encoded.word_ids(row)):
+                if word is not None and word not in first:
+                    first[word] = model.config.id2label[tags[position]]
+            rows.append(first)
+        return rows
 
     def tag(docs: List[Doc]) -> List[List[str]]:
         words = [[t.text for t in doc] for doc in docs]
-        order = sorted(range(len(docs)), key=lambda i: len(words[i]))
-        out: List[List[str]] = [[] for _ in docs]
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            enc = tokenizer([words[i] for i in batch], is_split_into_words=True, truncation=True, padding=True, return_tensors="pt")
-            with torch.inference_mode():
-                predicted = model(**enc).logits.argmax(-1).tolist()
-            for row, i in enumerate(batch):
-                first: Dict[int, str] = {}
-                for position, word in enumerate(enc.word_ids(row)):
-                    if word is not None and word not in first:
-                        first[word] = model.config.id2label[predicted[row][position]]
-                out[i] = [first.get(w, "") for w in range(len(words[i]))]
-        return out
+        firsts = bare_forward(model, words, batch_size, encode, read=first_pieces)
+        return [[first.get(w, "") for w in range(len(doc_words))] for first, doc_words in zip(firsts, words)]
 
     return tag
 
@@ -78,20 +76,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_compare_args(parser, SYSTEMS, "a CoNLL-U file")
     args = parser.parse_args()
-    golds = list(conllu_to_docs(args.data.read_text(encoding="utf-8"), n_sents=1, no_print=True))
+    golds = read_gold(args.data)
     gold_tags = [t.pos_ for doc in golds for t in doc]
     vocab = spacy.blank("en").vocab
     systems = build_systems(SYSTEMS, args.systems, args.model, args.batch_size)
+    tagged: Dict[str, List[List[str]]] = {}
+    seconds = timed_rounds(systems, args.rounds, prepare=lambda _: [words_doc(vocab, g) for g in golds], outputs=tagged)
     results: Dict[str, Dict[str, float]] = {}
-    for _ in range(args.rounds):
-        for name, tag in systems.items():
-            docs = [Doc(vocab, words=[t.text for t in g], spaces=[bool(t.whitespace_) for t in g]) for g in golds]
-            start = time.perf_counter()
-            predicted = [p for doc_tags in tag(docs) for p in doc_tags]
-            seconds = time.perf_counter() - start
-            correct = sum(p == g for p, g in zip(predicted, gold_tags))
-            best = results.setdefault(name, {"pos_acc": 100 * correct / len(gold_tags), "untagged": predicted.count(""), "words_per_s": 0.0})
-            best["words_per_s"] = max(best["words_per_s"], len(gold_tags) / seconds)
+    for name in systems:
+        predicted = [p for doc_tags in tagged[name] for p in doc_tags]
+        correct = sum(p == g for p, g in zip(predicted, gold_tags))
+        results[name] = {"pos_acc": 100 * correct / len(gold_tags), "untagged": predicted.count(""), "words_per_s": words_per_second(len(gold_tags), seconds[name])}
     print(f"{len(golds):,} sentences, {len(gold_tags):,} words; {torch.get_num_threads()} torch threads, best of {args.rounds} rounds")
     for name, r in results.items():
         print(f"{name:<16} UPOS accuracy {r['pos_acc']:6.2f}   untagged {r['untagged']:5d}   {r['words_per_s']:8,.0f} words/s")

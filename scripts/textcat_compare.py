@@ -16,7 +16,7 @@ first label's.
 """
 import argparse
 import random
-import time
+from functools import partial
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -24,7 +24,7 @@ import spacy
 import torch
 
 from convert_sst2 import LABELS, read_sst2
-from harness import add_compare_args, build_systems, write_report
+from harness import add_compare_args, bare_forward, build_systems, hf_encode, timed_rounds, words_per_second, write_report
 
 Classify = Callable[[Sequence[str]], List[str]]  # texts -> predicted labels
 
@@ -37,18 +37,10 @@ def model_argmax(path: str, batch_size: int) -> Classify:
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path).float().eval()  # fp32 on CPU, as direct_textcat
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    encode = hf_encode(tokenizer)
 
     def classify(texts: Sequence[str]) -> List[str]:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = [""] * len(texts)
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            enc = tokenizer([texts[i] for i in batch], truncation=True, padding=True, return_tensors="pt")
-            with torch.inference_mode():
-                predicted = model(**enc).logits.argmax(-1).tolist()
-            for i, p in zip(batch, predicted):
-                out[i] = names[p]
-        return out
+        return [names[int(p)] for p in bare_forward(model, texts, batch_size, encode)]
 
     return classify
 
@@ -103,16 +95,12 @@ def run(systems: Dict[str, Classify], rows: List[Tuple[str, int]], rounds: int) 
     texts = [t for t, _ in rows]
     gold = [LABELS[y] for _, y in rows]
     words = sum(len(doc) for doc in spacy.blank("en").pipe(texts))
-    results: Dict[str, Dict[str, float]] = {}
-    for _ in range(rounds):
-        for name, classify in systems.items():
-            start = time.perf_counter()
-            predicted = classify(texts)
-            seconds = time.perf_counter() - start
-            accuracy = 100 * float(np.mean([p == g for p, g in zip(predicted, gold)]))
-            best = results.setdefault(name, {"accuracy": accuracy, "words_per_s": 0.0})
-            best["words_per_s"] = max(best["words_per_s"], words / seconds)
-    return results
+    predicted: Dict[str, List[str]] = {}
+    seconds = timed_rounds({name: partial(classify, texts) for name, classify in systems.items()}, rounds, outputs=predicted)
+    return {
+        name: {"accuracy": 100 * float(np.mean([p == g for p, g in zip(predicted[name], gold)])), "words_per_s": words_per_second(words, seconds[name])}
+        for name in systems
+    }
 
 
 def main() -> None:
