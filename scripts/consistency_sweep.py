@@ -9,6 +9,7 @@ Reads ../shared/data/conll2003/SPLIT (run it from the repository root, or set
 CONLL_DIR). article-gold: each article one Doc with its gold sentence starts (the
 windows of sentence Docs; only the document context differs). Tune on eng.testa.
 """
+import dataclasses
 import json
 import os
 import sys
@@ -48,7 +49,7 @@ def main() -> None:
     runner.predict = memoized(runner.predict)
 
     def score(settings: Dict[str, object]) -> float:
-        pipe.cfg.update(settings)
+        pipe.settings = dataclasses.replace(pipe.settings, **settings)
         docs = nlp.pipe((words_doc(nlp.vocab, gold, granularity == "article-gold") for gold in golds), batch_size=64)
         return 100 * get_ner_prf([Example(doc, gold) for doc, gold in zip(docs, golds)])["ents_f"]
 

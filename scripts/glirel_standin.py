@@ -157,7 +157,7 @@ def main() -> None:
 def load_saved(path: Path):
     """The saved checkpoint, read back as direct_rel reads it (glirel_relations.load_glirel: glirel's
     from_pretrained cannot run beside transformers 5's huggingface_hub)."""
-    from spacy_direct_use.glirel_relations import load_glirel
+    from spacy_direct_use.glirel_checkpoint import load_glirel
 
     return load_glirel(path, None, True, torch.device("cpu"))
 

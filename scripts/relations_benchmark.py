@@ -31,7 +31,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from spacy_direct_use.glirel_relations import load_glirel
+from spacy_direct_use.glirel_checkpoint import load_glirel
 from spacy_direct_use.inference import length_batches
 from spacy_direct_use.relations import relations, score_relations
 
@@ -66,7 +66,7 @@ def joined(docs: List[Doc], per_doc: int) -> List[Doc]:
 def _across(reader, docs: List[Doc], max_sentences: int) -> int:
     """Gold relations whose two entities no window holds together (the window rule's loss)."""
     from spacy_direct_use.alignment import doc_words
-    from spacy_direct_use.glirel_relations import _starts_outside_entities, _word_entities
+    from spacy_direct_use.glirel_relations import starts_outside_entities, word_entities
     from spacy_direct_use.inference import first_pieces
     from spacy_direct_use.windows import word_windows
 
@@ -74,8 +74,8 @@ def _across(reader, docs: List[Doc], max_sentences: int) -> int:
     limit = reader.piece_limit - reader.prompt_pieces(LABELS)
     for doc in docs:
         words, word_tokens = doc_words(doc)
-        ents = _word_entities(doc, word_tokens)
-        starts = _starts_outside_entities(np.array([s.start for s in doc.sents]), ents)
+        ents = word_entities(doc, word_tokens)
+        starts = starts_outside_entities(np.array([s.start for s in doc.sents]), ents)
         wins = word_windows(first_pieces(reader.tokenizer, [words])[0], starts, reader.max_len, limit, reader.max_len // 2, max_sentences)
         for rel in doc._.rel:
             h, t = ents[rel["dep"]], ents[rel["dest"]]

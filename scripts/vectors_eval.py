@@ -20,14 +20,11 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import spacy
 from scipy.stats import spearmanr
-from spacy.pipeline import Sentencizer
-from spacy.strings import get_string_id
-from spacy.tokens import Doc
 
 from harness import write_report
-from spacy_direct_use.alignment import TokenAlignment, text_pieces
+from spacy_direct_use.alignment import text_pieces
 from spacy_direct_use.vectors import DirectVectors
-from spacy_direct_use.windows import Window, guess_sentence_starts, sentence_windows, strided_windows, weighted_mean
+from spacy_direct_use.windows import weighted_mean
 
 
 def read_stsb(path: Path) -> Tuple[List[str], List[str], np.ndarray]:
@@ -50,29 +47,13 @@ def spearman(a: np.ndarray, b: np.ndarray, gold: np.ndarray) -> float:
     return round(100 * float(spearmanr(cosines(a, b), gold).correlation), 2)
 
 
-def windows_of(pipe: DirectVectors, doc: Doc, alignment: TokenAlignment, content_length: int) -> List[Window]:
-    """The windows direct_vectors reads a Doc in, from its settings: strided, or whole
-    sentences (the Doc's own starts, else spaCy's Sentencizer rule) within window_size."""
-    size = min(pipe.cfg["window_size"], content_length)
-    overlap = min(pipe.cfg["window_overlap"], size // 2)
-    n_pieces = len(alignment.piece_tokens)
-    if pipe.cfg["window_mode"] == "strided":
-        return strided_windows(0, n_pieces, size, overlap)
-    if doc.has_annotation("SENT_START"):
-        sentence_starts = np.array([sent.start for sent in doc.sents], dtype=np.int64)
-    else:
-        sentence_starts = guess_sentence_starts(doc, frozenset(get_string_id(c) for c in Sentencizer.default_punct_chars))
-    starts = np.searchsorted(alignment.piece_tokens, sentence_starts, side="left")
-    return sentence_windows(starts, n_pieces, size, overlap, pipe.cfg["max_sentences_per_window"])
-
-
 def window_rules(pipe: DirectVectors, texts: Sequence[str], nlp) -> Tuple[Dict[str, np.ndarray], float]:
     """Each text's vector under each combination rule, from the same windows; the mean
     number of windows per text."""
     runner = pipe.runner
     docs = [nlp.make_doc(t) for t in texts]
     ids, alignments = text_pieces(docs, runner.text_encoder)
-    doc_windows = [windows_of(pipe, d, a, runner.content_length) for d, a in zip(docs, alignments)]
+    doc_windows = [pipe.windows(d, a, runner.content_length) for d, a in zip(docs, alignments)]
     flat = [(i, w) for i, ws in enumerate(doc_windows) for w in ws]
     outputs = iter(runner.predict([ids[i][start:end] for i, (start, end, _, _) in flat]))
     rules: Dict[str, List[np.ndarray]] = {

@@ -47,9 +47,8 @@ def convert(data: Path, output: Path) -> None:
 def reference_accuracy(model: str, texts: List[str], gold: List[str]) -> Tuple[str, float]:
     """The reference implementation's accuracy: sentence-transformers for a sentence
     encoder, transformers' zero-shot pipeline for an NLI checkpoint."""
-    from spacy_direct_use.textcat import checkpoint_route
-
-    if checkpoint_route(model, None, False, None) == "nli":
+    route = spacy.blank("en").add_pipe("direct_textcat", config={"model": model, "labels": LABELS}).route
+    if route.NAME == "nli":
         from transformers import pipeline
 
         classify = pipeline("zero-shot-classification", model=model, device=-1)

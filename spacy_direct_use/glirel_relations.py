@@ -123,7 +123,7 @@ class GlirelReader:
         if max_pieces < 1:
             raise DirectUseError(Errors.E087.format(limit=self.piece_limit, labels=labels))
         words = [doc_words(doc) for doc in docs]
-        entities = [_word_entities(doc, word_tokens) for doc, (_, word_tokens) in zip(docs, words)]
+        entities = [word_entities(doc, word_tokens) for doc, (_, word_tokens) in zip(docs, words)]
         pieces = first_pieces(self.tokenizer, [doc_w for doc_w, _ in words])
         flat: list = []  # (Doc index, window, its sub-words)
         for i, ((doc_w, word_tokens), doc_ents, first_piece) in enumerate(zip(words, entities, pieces)):
@@ -134,7 +134,7 @@ class GlirelReader:
             windows = word_windows(first_piece, [0], self.max_len, max_pieces, self.max_len // 2) if sentence_starts[i] is None else []
             if len(windows) != 1:  # the Doc's own sentences, or where it has none and does not fit, guessed ones
                 own = sentence_starts[i] if sentence_starts[i] is not None else guess_starts(docs[i])
-                starts = _starts_outside_entities(np.searchsorted(word_tokens, own), doc_ents)
+                starts = starts_outside_entities(np.searchsorted(word_tokens, own), doc_ents)
                 windows = word_windows(first_piece, starts, self.max_len, max_pieces, self.max_len // 2, self.max_sentences)
             flat.extend((i, window, int(first_piece[window[1]] - first_piece[window[0]])) for window in windows)
         inputs = [self._window_input(words[i][0], entities[i], window) for i, window, _ in flat]
@@ -212,7 +212,7 @@ def _allows(constraint: Optional[Dict[str, List[str]]], head_type: str, tail_typ
     return head_type in constraint.get("allowed_head", [head_type]) and tail_type in constraint.get("allowed_tail", [tail_type])
 
 
-def _word_entities(doc: Doc, word_tokens: np.ndarray) -> List[Optional[Tuple[int, int]]]:
+def word_entities(doc: Doc, word_tokens: np.ndarray) -> List[Optional[Tuple[int, int]]]:
     """Each of doc.ents as (start word, end word exclusive), None for one on whitespace alone."""
     spans: List[Optional[Tuple[int, int]]] = []
     for ent in doc.ents:
@@ -231,7 +231,7 @@ def _with_markers(first_piece: np.ndarray, entities: Sequence[Optional[Tuple[int
     return first_piece + np.concatenate(([0], np.cumsum(extra)))
 
 
-def _starts_outside_entities(starts: np.ndarray, entities: Sequence[Optional[Tuple[int, int]]]) -> List[int]:
+def starts_outside_entities(starts: np.ndarray, entities: Sequence[Optional[Tuple[int, int]]]) -> List[int]:
     """Sentence starts that fall on no entity's inside: a window never cuts an entity."""
     inside = {w for ent in entities if ent is not None for w in range(ent[0] + 1, ent[1])}
     return [int(s) for s in starts if int(s) not in inside]
