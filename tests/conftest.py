@@ -9,6 +9,8 @@ for real.
 """
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -414,3 +416,13 @@ def make_glirel(path: Path, max_len: int = 384, max_positions: int = 64, seed: i
                 param.normal_(0.0, 0.15)
     model.save_pretrained(path)
     return path
+
+
+def build_wheel(pipeline: Path, packages: Path) -> Path:
+    """`spacy package <pipeline> <packages> --build wheel`, as a user runs it; the wheel built."""
+    packages.mkdir()
+    cmd = [sys.executable, "-m", "spacy", "package", str(pipeline), str(packages), "--build", "wheel"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return next(packages.glob("*/dist/*.whl"))
+

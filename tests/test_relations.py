@@ -19,7 +19,7 @@ from spacy_direct_use import DirectUseError
 from spacy_direct_use.windows import word_windows
 from spacy_direct_use.relations import gold_relations, relations, render_relations, score_relations
 
-from conftest import GLIREL_SKIP, HAS_GLIREL, make_glirel
+from conftest import GLIREL_SKIP, HAS_GLIREL, build_wheel, make_glirel
 
 pytestmark = pytest.mark.skipif(not HAS_GLIREL, reason=GLIREL_SKIP)
 
@@ -533,11 +533,7 @@ def test_spacy_package_wheel_loads_offline(glirel_dir, tmp_path):
     nlp.to_disk(tmp_path / "pipeline")
     shutil.rmtree(checkpoint)
     shutil.rmtree(encoder)
-    (tmp_path / "packages").mkdir()
-    cmd = [sys.executable, "-m", "spacy", "package", str(tmp_path / "pipeline"), str(tmp_path / "packages"), "--build", "wheel"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    wheel = next((tmp_path / "packages").glob("*/dist/*.whl"))
+    wheel = build_wheel(tmp_path / "pipeline", tmp_path / "packages")
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(tmp_path / "site")
     script = (

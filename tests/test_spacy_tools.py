@@ -10,7 +10,7 @@ import spacy
 from spacy.training import Example
 from spacy.util import fix_random_seed
 
-from conftest import make_lookup_model, make_sequence_classifier, train_tokenizer
+from conftest import build_wheel, make_lookup_model, make_sequence_classifier, train_tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from recipes import TRAIN, train_tiny_ner  # noqa: E402  (the tiny trained ner examples/recipes.py builds)
@@ -218,11 +218,7 @@ def test_spacy_package_builds_a_wheel_that_requires_only_this_package(bert_dir, 
     nlp.add_pipe("direct_textcat", config={"model": str(make_sequence_classifier(tmp_path / "sentiment", ["NEG", "POS"]))})
     nlp.meta["name"] = "direct_ner_demo"
     nlp.to_disk(tmp_path / "pipeline")
-    (tmp_path / "packages").mkdir()
-    cmd = [sys.executable, "-m", "spacy", "package", str(tmp_path / "pipeline"), str(tmp_path / "packages"), "--build", "wheel"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    wheel = next((tmp_path / "packages").rglob("*.whl"))
+    wheel = build_wheel(tmp_path / "pipeline", tmp_path / "packages")
     with zipfile.ZipFile(wheel) as archive:
         metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
         modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
