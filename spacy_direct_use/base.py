@@ -277,7 +277,7 @@ class DirectPipe(Pipe):
             )
             calibration = None
         output = "last_hidden_state" if runner.ENCODER else "logits"
-        runner.use_model(openvino_model(runner.model, self.cfg["precision"], output, calibration, saved, runner.pad_id))
+        runner.use_model(openvino_model(runner.model, self.cfg["precision"], output, calibration, saved, runner.pad_id, runner.mask_kind))
 
     def _calibration_inputs(self, runner: ClassifierRunner) -> List[np.ndarray]:
         """The windows of initialize's Docs, special tokens included, as this component reads them."""
