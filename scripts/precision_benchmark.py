@@ -66,9 +66,9 @@ def flops_per_piece(model: torch.nn.Module, mean_window: float) -> float:
     return 2 * linear + 4 * config.num_hidden_layers * config.hidden_size * mean_window
 
 
-def measure(name: str, model_dir: str, docs_of, gold_docs, score, rounds: int, calibration: List[str]) -> Dict[str, Dict[str, float]]:
+def measure(name: str, model_dir: str, docs_of, gold_docs, score, rounds: int, calibration: List[str], systems=SYSTEMS) -> Dict[str, Dict[str, float]]:
     pipelines = {}
-    for engine, precision in SYSTEMS:
+    for engine, precision in systems:
         nlp = spacy.blank("en")
         pipe = nlp.add_pipe(name, config={"model": model_dir, "precision": precision, "engine": engine})
         nlp.initialize(lambda: [Example(nlp.make_doc(text), nlp.make_doc(text)) for text in calibration])
@@ -97,7 +97,10 @@ def main() -> None:
     parser.add_argument("--calibration-file", type=Path, required=True, help="CoNLL file whose first --calibration-docs sentences calibrate OpenVINO int8 (dev)")
     parser.add_argument("--calibration-docs", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--systems", default=",".join(f"{e}:{p}" for e, p in SYSTEMS), help="engine:precision pairs to measure, comma-separated (torch:fp32, the baseline, is always measured)")
     args = parser.parse_args()
+    systems = [tuple(pair.split(":")) for pair in args.systems.split(",")]
+    systems = [("torch", "fp32")] + [pair for pair in systems if pair != ("torch", "fp32")]
     peaks = {p: round(gemm_peak(p), 1) for p in PRECISIONS}
     result = {"torch_threads": torch.get_num_threads(), "gemm_peak_GFLOP/s": peaks}
     golds = read_gold(args.conll_file, max_docs=args.max_docs)
@@ -106,7 +109,7 @@ def main() -> None:
     def ner_f1(predicted) -> float:
         return round(100 * Scorer.score_spans([Example(p, g) for p, g in zip(predicted, golds)], "ents")["ents_f"], 2)
 
-    result["direct_ner (CoNLL-2003 F1)"] = measure("direct_ner", args.ner_model, lambda nlp: [words_doc(nlp.vocab, g) for g in golds], golds, ner_f1, args.rounds, calibration)
+    result["direct_ner (CoNLL-2003 F1)"] = measure("direct_ner", args.ner_model, lambda nlp: [words_doc(nlp.vocab, g) for g in golds], golds, ner_f1, args.rounds, calibration, systems)
     if args.textcat_model and args.sst2:
         rows = [line.rsplit("\t", 1) for line in args.sst2.read_text(encoding="utf8").splitlines()[1:] if "\t" in line]
         texts, labels = [t for t, _ in rows], ["POSITIVE" if y.strip() == "1" else "NEGATIVE" for _, y in rows]
@@ -115,7 +118,7 @@ def main() -> None:
         def accuracy(predicted) -> float:
             return round(100 * float(np.mean([max(d.cats, key=d.cats.get) == y for d, y in zip(predicted, labels)])), 2)
 
-        result["direct_textcat (SST-2 accuracy)"] = measure("direct_textcat", args.textcat_model, lambda nlp: [nlp.make_doc(t) for t in texts], tokenized, accuracy, args.rounds, calibration)
+        result["direct_textcat (SST-2 accuracy)"] = measure("direct_textcat", args.textcat_model, lambda nlp: [nlp.make_doc(t) for t in texts], tokenized, accuracy, args.rounds, calibration, systems)
     for block in result.values():
         if isinstance(block, dict) and "torch fp32" in block:
             for row in block.values():

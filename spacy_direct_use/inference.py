@@ -93,9 +93,10 @@ class Runner:
             self.mask_kind = packed_mask_kind(model, self._probe(), self.pad_id)
 
     def use_model(self, model) -> None:
-        """Run `model` (another engine's, called as the torch model is) instead: one window per
-        row (packing needs torch's masks), no autocast."""
-        self.model, self.mask_kind, self.autocast_dtype = model, None, None
+        """Run `model` (another engine's, called as the torch model is) instead, no autocast:
+        packed rows where it takes them (its `mask_kind`: an OpenVINO graph converted with
+        packed inputs), else one window per row."""
+        self.model, self.mask_kind, self.autocast_dtype = model, getattr(model, "mask_kind", None), None
 
     @property
     def content_length(self) -> int:
@@ -134,7 +135,8 @@ class Runner:
         return outputs
 
     def _forward(self, rows: List[List[np.ndarray]], type_ids: Optional[List[np.ndarray]] = None) -> Sequence[Any]:
-        if all(len(row) == 1 for row in rows):
+        # a graph converted for packed rows takes them even one window per row; torch the usual 2D mask
+        if self.mask_kind is None or type_ids is not None or (all(len(row) == 1 for row in rows) and isinstance(self.model, torch.nn.Module)):
             model_inputs = self._padded_inputs([row[0] for row in rows], type_ids)
         else:
             model_inputs = packed_inputs(rows, self.pad_id, self.first_position, self.mask_kind)

@@ -30,6 +30,9 @@ MASK_KINDS = ("additive_4d", "binary_3d")
 """Block-diagonal mask formats tried in order: transformers 5 passes a 4D mask
 through as it is (added to the attention scores); 4.x expands a 3D one itself."""
 
+MASK_INPUTS = {"additive_4d": (4, "f32"), "binary_3d": (3, "i64")}
+"""Each mask kind's rank and element type (what a converted graph takes, openvino_engine.py)."""
+
 PADDING_OFFSET_MODELS = ("roberta", "xlm-roberta", "camembert", "longformer")
 """Models whose position ids start after the padding index (pad_token_id + 1)."""
 

@@ -62,6 +62,22 @@ def test_fp32_equals_torch(factory, models):
     assert_close(outputs(build(factory, models[factory], engine="openvino")), expected, 1e-4)
 
 
+def test_packed_rows_as_torch_packs_them(models):
+    """A token classifier the torch runner packs is converted for packed rows: the same windows
+    share rows, with the same output as torch's; pack_windows off: one window per row."""
+    packed = build("direct_ner", models["direct_ner"], engine="openvino")
+    expected = outputs(build("direct_ner", models["direct_ner"]))
+    assert_close(outputs(packed), expected, 1e-4)
+    runner = packed.get_pipe("direct_ner")._runner
+    assert runner.mask_kind is not None and [p.get_any_name() for p in runner.model.model.inputs] == ["input_ids", "position_ids", "attention_mask"]
+    unpacked = build("direct_ner", models["direct_ner"], engine="openvino", pack_windows=False)
+    assert_close(outputs(unpacked), expected, 1e-4)
+    assert unpacked.get_pipe("direct_ner")._runner.mask_kind is None
+    sequence = build("direct_textcat", models["direct_textcat"], engine="openvino")
+    outputs(sequence)
+    assert sequence.get_pipe("direct_textcat")._runner.mask_kind is None, "a sequence head reads one window per row"
+
+
 def test_zero_shot_nli_and_running_text_equal_torch(models):
     labels = {"labels": ["sports", "politics"]}
     expected = outputs(build("direct_textcat", models["nli"], **labels))
@@ -84,6 +100,7 @@ def test_int8_calibrated_by_initialize_and_saved(models, tmp_path):
     assert "FakeQuantize" not in (tmp_path / "weights_only" / "direct_ner" / "model" / "openvino_int8.xml").read_text()
     reloaded = spacy.load(tmp_path / "calibrated")
     assert outputs(reloaded) == outputs(calibrated), "the saved quantized model, read back: identical output"
+    assert reloaded.get_pipe("direct_ner")._runner.mask_kind == calibrated.get_pipe("direct_ner")._runner.mask_kind is not None, "packed rows, read back"
     assert_close(outputs(calibrated), outputs(build("direct_ner", model)), 0.05)
 
 
