@@ -34,9 +34,10 @@ from .route import Route
 from .settings import EncoderSettings, Settings
 from .windows import Window, guess_sentence_starts, read_windows, sentence_windows, strided_windows
 
-_LOAD_LOCK = threading.Lock()
-"""Held while a model loads: one lock for all instances, as spaCy pickles a Pipe's
-__dict__ (spawned nlp.pipe workers) and a lock cannot be pickled; loads are rare."""
+_LOAD_LOCK = threading.RLock()
+"""Held while a route is decided and while a model loads (the route's load may ask for the
+route): one lock for all instances, as spaCy pickles a Pipe's __dict__ (spawned nlp.pipe
+workers) and a lock cannot be pickled; both are rare."""
 
 SPEAKING_METHODS = ("__init__", "__call__", "predict", "set_annotations", "initialize", "_ensure_loaded", "score",
                     "to_disk", "from_disk", "to_bytes", "from_bytes", "fit", "doc_vectors")  # fmt: skip
@@ -96,9 +97,11 @@ class DirectPipe(PipelineFiles, Pipe):
         """The route that reads the checkpoint: the first of ROUTES that reads it (decided
         from its files and the settings, once, and again for a saved pipeline)."""
         if self._route is None:
-            route = next(cls for cls in self.ROUTES if cls.reads(self))(self)
-            route.restore_state(self._restored)
-            self._route = route
+            with _LOAD_LOCK:  # one route, whichever thread asks first
+                if self._route is None:
+                    route = next(cls for cls in self.ROUTES if cls.reads(self))(self)
+                    route.restore_state(self._restored)
+                    self._route = route
         return self._route
 
     @property
@@ -225,7 +228,7 @@ class DirectPipe(PipelineFiles, Pipe):
         config for this call (nlp(text, component_cfg={name: {...}})). A failure goes to the
         pipeline's error handler (nlp.set_error_handler; by default it raises), as in spaCy's
         own pipes; where the handler lets it pass, the Doc comes back as it came in."""
-        self.settings.for_call(self.FACTORY, call_settings)  # a bad call setting raises, whatever the handler
+        self.settings.check_call_keys(self.FACTORY, call_settings)  # a setting no call may change raises, whatever the handler
         error_handler = self.get_error_handler()
         try:
             return self.set_annotations([doc], self.predict([doc], **call_settings))[0]
@@ -238,7 +241,7 @@ class DirectPipe(PipelineFiles, Pipe):
         before more are read); the windows of a batch are length-sorted together.
         `call_settings` as in __call__; a failing batch goes to the error handler."""
         with speaking_for(self.FACTORY):
-            self.settings.for_call(self.FACTORY, call_settings)  # a bad call setting raises, whatever the handler
+            self.settings.check_call_keys(self.FACTORY, call_settings)  # a setting no call may change raises, whatever the handler
         error_handler = self.get_error_handler()
         for docs in minibatch(stream, size=batch_size):
             try:

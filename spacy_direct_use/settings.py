@@ -145,12 +145,17 @@ class Settings:
     def for_call(self, component: str, call_settings: Dict[str, Any]) -> "Settings":
         """These settings with a call's (`component_cfg`), checked as the config's are; a
         null value per call keeps the configured one. E065 for a setting no call may change."""
-        allowed = self.per_call()
+        self.check_call_keys(component, call_settings)
+        given = {key: value for key, value in call_settings.items() if value is not None}
+        return dataclasses.replace(self, **given) if given else self
+
+    @classmethod
+    def check_call_keys(cls, component: str, call_settings: Dict[str, Any]) -> None:
+        """E065 for a setting no call may change."""
+        allowed = cls.per_call()
         unknown = sorted(set(call_settings) - set(allowed))
         if unknown:
             raise DirectUseError(Errors.E065.format(component=component, keys=unknown, allowed=list(allowed) or "none"))
-        given = {key: value for key, value in call_settings.items() if value is not None}
-        return dataclasses.replace(self, **given) if given else self
 
     @classmethod
     def defaults(cls) -> Dict[str, Any]:
