@@ -147,10 +147,11 @@ def test_int8_on_cpu_close_to_fp32(sentiment_dir, tmp_path):
     pytest.importorskip("onnxruntime")
     fp32 = textcat(sentiment_dir)
     int8 = textcat(sentiment_dir, precision="int8")
-    # the tiny random model's tokenizer is trained per run (its ids vary), and its head's weights are
-    # large (std 2): int8 error varies from run to run, so the bound is on the mean and the worst case
+    # the tiny random model's tokenizer is trained anew in each process and its ids differ from one
+    # process to the next: the int8 gap is about 0.02 with some draws and 0.06 with others (8 draws)
     gaps = np.array([np.abs(as_array(int8(text).cats, LABELS) - as_array(fp32(text).cats, LABELS)).max() for text in SENTENCES])
-    assert gaps.mean() < 0.05 and gaps.max() < 0.1, gaps
+    assert gaps.max() < 0.1, gaps
+    assert [max(int8(t).cats, key=int8(t).cats.get) for t in SENTENCES] == [max(fp32(t).cats, key=fp32(t).cats.get) for t in SENTENCES]
     int8.to_disk(tmp_path / "int8")
     assert (tmp_path / "int8" / "direct_textcat" / "model" / "int8.onnx").exists()
     reloaded = spacy.load(tmp_path / "int8")
