@@ -161,8 +161,7 @@ class GlinerEntities(Route):
 
     @property
     def labels(self) -> Tuple[str, ...]:
-        labels = label_texts(self.pipe.settings.labels)
-        return tuple(sorted({label for label in self.pipe.mapped_labels(list(labels or ())) if label}))
+        return named_entity_labels(self.pipe)
 
     def predict(self, docs: List[Doc], settings) -> List[List[Entity]]:
         """GLiNER's entities of this call's types, after label_map (a type mapped to None is dropped)."""
@@ -195,6 +194,12 @@ class GlinerEntities(Route):
     def read_saved(self, path: Path) -> None:
         if not (path / GLINER_CONFIG).is_file():
             raise DirectUseError(Errors.E012.format(path=path))
+
+
+def named_entity_labels(pipe) -> Tuple[str, ...]:
+    """The entity types the `labels` setting names, after label_map, sorted."""
+    labels = label_texts(pipe.settings.labels)
+    return tuple(sorted({label for label in pipe.mapped_labels(list(labels or ())) if label}))
 
 
 def best_flat(entities: Sequence[Entity]) -> List[Entity]:

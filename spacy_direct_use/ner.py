@@ -22,7 +22,7 @@ from .base import DirectPipe
 from .consistency import reconcile
 from .decoding import extract_entities, viterbi
 from .errors import DirectUseError, Errors
-from .gliner_entities import Entity, GlinerEntities, best_flat
+from .gliner_entities import Entity, GlinerEntities, best_flat, named_entity_labels
 from .inference import Runner, encode_batch
 from .forking import fork_safe_torch
 from .labels import (
@@ -254,7 +254,7 @@ class DirectNER(DirectPipe):
         or nlp.initialize()), for a local checkpoint or `id2label`, or once a saved
         pipeline was read (spacy.load); reading it never loads weights."""
         if self.settings.labels is not None:
-            return tuple(sorted({label for label in self.mapped_labels(list(label_texts(self.settings.labels))) if label}))
+            return named_entity_labels(self)
         return model_entity_labels(self)
 
     def set_annotations(self, docs: List[Doc], predictions: List[List[Entity]]) -> List[Doc]:
